@@ -1,0 +1,1 @@
+"""ganops stage logic: one module per stage (ingest, validate, train, evaluate, register)."""

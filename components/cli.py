@@ -1,0 +1,88 @@
+"""The `ganops` command. Heavy libraries are imported inside commands, never at start-up."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help="ganops: validated data -> adversarial training -> evaluation -> MLflow registry.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="params file")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="override one key: section.key=value (repeatable)"),
+]
+
+
+def _load(params: Path, overrides: list[str] | None):
+    from components.config import load_params
+
+    return load_params(params, overrides or [])
+
+
+@app.command()
+def run(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None) -> None:
+    """Run the whole pipeline as a Prefect flow: ingest, validate, train, evaluate, register."""
+    cfg_check = _load(params, set_)  # fail fast on a bad key, before Prefect starts
+    del cfg_check
+    from flows.pipeline import ganops_pipeline
+
+    result = ganops_pipeline(params_file=str(params), overrides=list(set_ or []))
+    typer.echo(f"pipeline done: {result}")
+
+
+@app.command()
+def stage(
+    name: Annotated[str, typer.Argument(help="ingest | validate | train | evaluate | register")],
+    params: ParamsOpt = Path("params.yaml"),
+    set_: SetOpt = None,
+) -> None:
+    """Run one stage (what dvc.yaml calls)."""
+    from components.config import STAGES
+
+    if name not in STAGES:
+        raise typer.BadParameter(f"unknown stage {name!r} (one of {', '.join(STAGES)})")
+    cfg = _load(params, set_)
+    from components.stages import run_stage
+
+    result = run_stage(name, cfg)
+    typer.echo(f"{name} done: {result}")
+
+
+@app.command("show-params")
+def show_params(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None) -> None:
+    """Print the resolved params (a dry run: nothing is trained)."""
+    import yaml
+
+    typer.echo(yaml.safe_dump(_load(params, set_).to_dict(), sort_keys=False).rstrip())
+
+
+def main() -> None:
+    """Console entry point: user errors print one line and exit non-zero, without a traceback."""
+    from components.errors import GanopsError
+
+    try:
+        app(standalone_mode=False)
+    except GanopsError as err:
+        typer.secho(f"error: {err}", fg="red", err=True)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        typer.secho("interrupted", fg="red", err=True)
+        sys.exit(130)
+    except Exception as err:  # click's usage errors
+        import click
+
+        if isinstance(err, click.exceptions.ClickException):
+            err.show()
+            sys.exit(err.exit_code)
+        if isinstance(err, click.exceptions.Exit):
+            sys.exit(err.exit_code)
+        raise

@@ -1,0 +1,158 @@
+"""One typed config, loaded once from params.yaml (plus `--set section.key=value` overrides).
+
+Every default lives in params.yaml; these models declare types and rules only, so a key missing
+from a profile is an error, not a silent fallback. Loading is the only place YAML is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from components.errors import ConfigError
+
+STAGES = ("ingest", "validate", "train", "evaluate", "register")
+
+PosInt = Annotated[int, Field(gt=0)]
+PosFloat = Annotated[float, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+
+
+class IngestConfig(_Section):
+    source: str
+    image_size: PosInt
+    test_fraction: Annotated[float, Field(gt=0, lt=1)]
+    seed: int
+
+
+class ValidateConfig(_Section):
+    min_images: PosInt
+    min_class_fraction: Fraction
+    min_classes: Annotated[int, Field(ge=1)]
+    max_duplicate_fraction: Fraction
+    min_pixel_std: Annotated[float, Field(ge=0)]
+    max_blank_fraction: Fraction
+
+
+class TrainConfig(_Section):
+    kimg: PosFloat
+    batch_size: PosInt
+    z_dim: PosInt
+    g_channels: PosInt
+    d_channels: PosInt
+    lr_g: PosFloat
+    lr_d: PosFloat
+    beta1: Annotated[float, Field(ge=0, lt=1)]
+    beta2: Annotated[float, Field(ge=0, lt=1)]
+    ema_half_life_kimg: Annotated[float, Field(ge=0)]
+    seed: int
+    devices: PosInt
+    log_every: PosInt
+    sample_every_kimg: PosFloat
+    ckpt_every_kimg: PosFloat
+
+
+class EvaluateConfig(_Section):
+    n_samples: Annotated[int, Field(ge=10)]
+    seed: int
+    classifier_epochs: PosInt
+    kid_subset_size: Annotated[int, Field(ge=2)]
+
+    @model_validator(mode="after")
+    def _subset_fits(self) -> EvaluateConfig:
+        if self.kid_subset_size > self.n_samples:
+            raise ValueError(
+                f"kid_subset_size ({self.kid_subset_size}) must be <= n_samples ({self.n_samples})"
+            )
+        return self
+
+
+class RegisterConfig(_Section):
+    model_name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    max_fid_ratio: PosFloat
+    min_cond_acc: Fraction
+
+
+class Params(_Section):
+    ingest: IngestConfig
+    validate_: ValidateConfig = Field(alias="validate")
+    train: TrainConfig
+    evaluate: EvaluateConfig
+    register_: RegisterConfig = Field(alias="register")
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    def section(self, name: str) -> _Section:
+        """The config of one stage, by its stage name."""
+        fields = {(f.alias or n): n for n, f in type(self).model_fields.items()}
+        if name not in fields:
+            raise KeyError(f"unknown section {name!r} (one of {', '.join(STAGES)})")
+        return getattr(self, fields[name])
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+    def digest(self, *sections: str) -> str:
+        """Short stable hash of the given sections (all when none given)."""
+        data = self.to_dict()
+        chosen = {k: data[k] for k in (sections or STAGES)}
+        blob = json.dumps(chosen, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+    def flat(self) -> dict[str, Any]:
+        """`section.key` -> value, for MLflow params."""
+        return {f"{s}.{k}": v for s, keys in self.to_dict().items() for k, v in keys.items()}
+
+
+def _apply_override(data: dict[str, Any], item: str) -> None:
+    key, sep, raw = item.partition("=")
+    parts = key.strip().split(".")
+    if not sep or len(parts) != 2 or not all(parts):
+        raise ConfigError(f"--set {item!r}: expected section.key=value")
+    section, name = parts
+    if section not in data or not isinstance(data[section], dict):
+        raise ConfigError(f"--set {key}: unknown section {section!r} (one of {', '.join(STAGES)})")
+    if name not in data[section]:
+        raise ConfigError(f"--set {key}: unknown key {name!r} in section {section!r}")
+    data[section][name] = yaml.safe_load(raw) if raw.strip() else ""
+
+
+def _format_error(source: str, err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{source}: {key}: unknown key")
+        elif e["type"] == "missing":
+            lines.append(f"{source}: {key}: missing key")
+        else:
+            lines.append(f"{source}: {key}: {e['msg']} (got {e.get('input')!r})")
+    return "; ".join(lines)
+
+
+def load_params(path: str | Path = "params.yaml", overrides: list[str] | tuple[str, ...] = ()) -> Params:
+    """Read, override and check the params file; raise ConfigError naming the key on any fault."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: params file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections ({', '.join(STAGES)})")
+    for item in overrides:
+        _apply_override(data, item)
+    try:
+        return Params.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_error(str(path), err)) from None

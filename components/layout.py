@@ -1,0 +1,98 @@
+"""Where each stage reads and writes, relative to the project root (the same paths as dvc.yaml)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: Path
+
+    @classmethod
+    def here(cls) -> Layout:
+        return cls(Path.cwd())
+
+    # ingest
+    @property
+    def processed(self) -> Path:
+        return self.root / "data" / "processed"
+
+    @property
+    def images(self) -> Path:
+        return self.processed / "images.npy"
+
+    @property
+    def meta(self) -> Path:
+        return self.processed / "meta.csv"
+
+    @property
+    def manifest(self) -> Path:
+        return self.processed / "manifest.json"
+
+    # validate
+    @property
+    def validation(self) -> Path:
+        return self.root / "reports" / "validation"
+
+    # train
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def train_run(self) -> Path:
+        return self.models / "run.json"
+
+    @property
+    def train_log(self) -> Path:
+        return self.root / "reports" / "train_log.csv"
+
+    # evaluate
+    @property
+    def metrics(self) -> Path:
+        return self.root / "reports" / "metrics.json"
+
+    @property
+    def classifier_cache(self) -> Path:
+        return self.root / ".cache" / "classifier"
+
+    # register
+    @property
+    def registration(self) -> Path:
+        return self.root / "reports" / "registration.json"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temp file beside `path`, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())

@@ -1,0 +1,52 @@
+"""MLflow set-up shared by the stages: one experiment, one run per pipeline execution."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from components.layout import Layout, read_json
+
+EXPERIMENT = "ganops"
+
+
+def tracking_uri(layout: Layout) -> str:
+    """MLFLOW_TRACKING_URI when set, else a SQLite store in the project."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{layout.root / 'mlflow.db'}"
+
+
+def setup(layout: Layout) -> str:
+    """Point MLflow at the store and make sure the experiment exists; returns its id."""
+    import mlflow
+
+    uri = tracking_uri(layout)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    exp = mlflow.get_experiment_by_name(EXPERIMENT)
+    if exp is not None:
+        return exp.experiment_id
+    local = uri.startswith("sqlite:") or uri.startswith("file:")
+    location = (layout.root / "mlartifacts").resolve().as_uri() if local else None
+    return mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+
+
+def train_run_id(layout: Layout) -> str:
+    """The MLflow run that train opened (evaluate and register add to it)."""
+    from components.errors import DataError
+
+    if not layout.train_run.is_file():
+        raise DataError(f"{layout.train_run}: no trained model; run `ganops stage train`")
+    return read_json(layout.train_run)["run_id"]
+
+
+def git_commit(root: Path) -> str:
+    """The project's git commit, or 'unknown' outside a repository."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"

@@ -1,0 +1,130 @@
+"""train: fit a conditional DCGAN on the processed train split; log everything to one MLflow run.
+
+Outputs (models/): G, G_ema and D as safetensors, the generator spec, and run.json naming the
+MLflow run that evaluate and register continue. Full checkpoints go to checkpoints/<config>/ and
+a rerun of the same config resumes from the newest one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from components.config import TrainConfig
+from components.errors import ConfigError
+from components.ingest import load_dataset
+from components.layout import Layout, read_json, write_json
+
+MODEL_FILES = ("G", "G_ema", "D")
+
+
+def checkpoint_dir(cfg: TrainConfig, layout: Layout, data_hash: str) -> Path:
+    """One folder per (train config, dataset): a rerun of the same pair resumes there."""
+    key = json.dumps({"train": cfg.model_dump(mode="json"), "data": data_hash}, sort_keys=True)
+    return layout.checkpoints / hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def _progress_printer():
+    """A rich progress bar: step, kimg, losses and img/s."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(
+        TextColumn("[bold]train[/]"),
+        BarColumn(),
+        TextColumn("step {task.completed}/{task.total}"),
+        TextColumn("{task.fields[info]}"),
+        TimeRemainingColumn(),
+    )
+    task = bar.add_task("train", total=None, info="")
+
+    def update(step: int, total: int, row: dict) -> None:
+        info = (f"kimg {row['kimg']:.1f}  d_loss {row['d_loss']:.3f}  g_loss {row['g_loss']:.3f}"
+                f"  D(x) {row['D_x']:.2f}  D(G(z)) {row['D_G_z']:.2f}  {row['img_per_s']:.0f} img/s")
+        bar.update(task, completed=step, total=total, info=info)
+
+    return bar, update
+
+
+def write_models(layout: Layout, state, spec: dict) -> None:
+    """G, G_ema, D as safetensors plus the spec, swapped into models/ as one folder."""
+    from safetensors.torch import save_file
+
+    target = layout.models
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".models-"))
+    try:
+        for name in MODEL_FILES:
+            tensors = {k: v.detach().cpu().contiguous() for k, v in
+                       getattr(state, name).state_dict().items()}
+            save_file(tensors, str(tmp / f"{name}.safetensors"))
+        write_json(tmp / "generator.json", spec)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def run(cfg: TrainConfig, layout: Layout) -> dict:
+    """The train stage: returns a summary (run id, steps, final losses)."""
+    import mlflow
+
+    from components import tracking
+    from components.images import grid, save_png, to_uint8
+    from components.train.loop import Callbacks, fit, generator_spec, pick_device
+
+    if cfg.devices != 1:
+        raise ConfigError(f"train.devices: {cfg.devices} processes requested; this build trains "
+                          "on one device (set train.devices: 1)")
+    data = load_dataset(layout)
+    images, labels = data.split("train")
+    num_classes = data.num_classes
+    ckpt_dir = checkpoint_dir(cfg, layout, data.manifest["content_hash"])
+    experiment_id = tracking.setup(layout)
+    run_file = ckpt_dir / "mlflow_run.json"
+    resumed_run = read_json(run_file)["run_id"] if run_file.is_file() else None
+    samples_dir = layout.root / "reports" / "samples"
+    rows = max(num_classes, 1)
+    device = pick_device()
+
+    with mlflow.start_run(run_id=resumed_run, experiment_id=experiment_id) as active:
+        run_id = active.info.run_id
+        write_json(run_file, {"run_id": run_id})
+        if resumed_run is None:
+            mlflow.log_params({f"train.{k}": v for k, v in cfg.model_dump().items()})
+            mlflow.set_tags({
+                "dataset_hash": data.manifest["content_hash"],
+                "dataset_source": data.manifest["source"],
+                "device": str(device),
+                "git_commit": tracking.git_commit(layout.root),
+            })
+
+        def log(step: int, row: dict) -> None:
+            mlflow.log_metrics({k: v for k, v in row.items() if k != "step"}, step=step,
+                               synchronous=False)
+
+        def sample(step: int, batch) -> None:
+            path = save_png(grid(to_uint8(batch), rows), samples_dir / f"step-{step:07d}.png", 3)
+            shutil.copyfile(path, samples_dir / "latest.png")
+            mlflow.log_artifact(str(path), artifact_path="samples")
+
+        bar, update = _progress_printer()
+        with bar:
+            state = fit(cfg, images, labels if num_classes else None, num_classes, ckpt_dir,
+                        Callbacks(log=log, sample=sample), device=device, progress=update)
+        spec = generator_spec(cfg, num_classes, images.shape[1], images.shape[2])
+        spec["class_names"] = data.manifest["class_names"]
+        write_models(layout, state, spec)
+        pd.DataFrame(state.history).to_csv(layout.train_log, index=False)
+        mlflow.log_artifacts(str(layout.models), artifact_path="models")
+        mlflow.log_artifact(str(layout.train_log))
+        summary = {"run_id": run_id, "steps": state.step, "device": str(device),
+                   "dataset_hash": data.manifest["content_hash"], **state.history[-1]}
+        write_json(layout.train_run, summary)
+    return summary

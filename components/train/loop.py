@@ -1,0 +1,199 @@
+"""The adversarial training loop: D step on real and G(z).detach(), then G step, then EMA.
+
+The dataset stays resident on the device as uint8; batches are sampled by index on the device.
+Losses accumulate on the device and are read back only every `log_every` steps (no per-step
+host sync). Everything here is independent of MLflow: the caller passes `log` callbacks.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from components.config import TrainConfig
+from components.errors import TrainingDiverged
+from components.models import Discriminator, Generator, init_weights
+from components.train.checkpoint import load_checkpoint, save_checkpoint
+from components.train.losses import LOSSES
+
+STAT_NAMES = ("d_loss", "g_loss", "D_x", "D_G_z")
+
+
+def pick_device() -> torch.device:
+    """cuda, then mps, then cpu."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_models(cfg: TrainConfig, num_classes: int, channels: int, image_size: int):
+    G = Generator(cfg.z_dim, num_classes, channels, image_size, cfg.g_channels)
+    D = Discriminator(num_classes, channels, image_size, cfg.d_channels)
+    G.apply(init_weights)
+    D.apply(init_weights)
+    return G, D
+
+
+def generator_spec(cfg: TrainConfig, num_classes: int, channels: int, image_size: int) -> dict:
+    """Everything needed to rebuild G from its weights (written beside the safetensors)."""
+    return {
+        "z_dim": cfg.z_dim,
+        "num_classes": num_classes,
+        "channels": channels,
+        "image_size": image_size,
+        "width": cfg.g_channels,
+    }
+
+
+@torch.no_grad()
+def update_ema(G_ema: torch.nn.Module, G: torch.nn.Module, beta: float) -> None:
+    for p_ema, p in zip(G_ema.parameters(), G.parameters()):
+        p_ema.lerp_(p, 1.0 - beta)
+    for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+        b_ema.copy_(b)
+
+
+@dataclass
+class TrainState:
+    """What a checkpoint restores: models, optimisers, counters, history."""
+
+    G: torch.nn.Module
+    D: torch.nn.Module
+    G_ema: torch.nn.Module
+    opt_G: torch.optim.Optimizer
+    opt_D: torch.optim.Optimizer
+    step: int = 0
+    history: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class Callbacks:
+    log: Callable[[int, dict], None] = lambda step, stats: None
+    sample: Callable[[int, torch.Tensor], None] = lambda step, images: None
+    checkpoint_saved: Callable[[Path], None] = lambda path: None
+
+
+def fixed_inputs(cfg: TrainConfig, num_classes: int, device: torch.device, per_class: int = 8):
+    """The fixed noise batch for sample grids: one row per class, `per_class` seeds per row."""
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    rows = max(num_classes, 1)
+    z = torch.randn(per_class, cfg.z_dim, generator=gen).repeat(rows, 1)  # (rows*k, z_dim)
+    c = torch.arange(rows).repeat_interleave(per_class) if num_classes else None
+    return z.to(device), (c.to(device) if c is not None else None)
+
+
+def fit(
+    cfg: TrainConfig,
+    real_images: np.ndarray,
+    labels: np.ndarray | None,
+    num_classes: int,
+    ckpt_dir: Path,
+    callbacks: Callbacks,
+    device: torch.device | None = None,
+    progress: Callable[[int, int, dict], None] | None = None,
+) -> TrainState:
+    """Train G and D on uint8 images (N, C, H, W); resume from `ckpt_dir` when it holds a state."""
+    device = device or pick_device()
+    seed_everything(cfg.seed)
+    n, channels, image_size = len(real_images), real_images.shape[1], real_images.shape[2]
+    G, D = build_models(cfg, num_classes, channels, image_size)
+    G, D = G.to(device), D.to(device)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    opt_kw = {"betas": (cfg.beta1, cfg.beta2), "foreach": True}
+    opt_G = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, **opt_kw)
+    opt_D = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, **opt_kw)
+    state = TrainState(G, D, G_ema, opt_G, opt_D)
+    load_checkpoint(ckpt_dir, state)
+
+    d_loss_fn, g_loss_fn = LOSSES["ns"]
+    reals = torch.from_numpy(real_images).to(device)  # (N, C, H, W) uint8, resident
+    conds = torch.from_numpy(labels).to(device) if num_classes else None
+    fixed_z, fixed_c = fixed_inputs(cfg, num_classes, device)
+    batch = cfg.batch_size
+    total_steps = math.ceil(cfg.kimg * 1000 / batch)
+    steps_per = {k: max(1, round(getattr(cfg, f"{k}_every_kimg") * 1000 / batch))
+                 for k in ("sample", "ckpt")}
+    ema_beta = 0.5 ** (batch / max(cfg.ema_half_life_kimg * 1000, 1e-8))
+    stats = torch.zeros(len(STAT_NAMES), device=device)
+    window_start, window_steps = time.perf_counter(), 0
+
+    if state.step == 0:
+        callbacks.sample(0, reals[: len(fixed_z)])
+    G.train()
+    D.train()
+    while state.step < total_steps:
+        # Sample a batch of reals by index on the device.
+        idx = torch.randint(0, n, (batch,), device=device)
+        real_img = reals[idx].float().div_(127.5).sub_(1.0)  # (B, C, H, W) in [-1, 1]
+        c = conds[idx] if conds is not None else None
+        gen_c = conds[torch.randint(0, n, (batch,), device=device)] if conds is not None else None
+        z = torch.randn(batch, cfg.z_dim, device=device)
+
+        # D step: real vs G(z).detach()
+        gen_img = G(z, gen_c)
+        d_real = D(real_img, c)
+        d_fake = D(gen_img.detach(), gen_c)
+        d_loss = d_loss_fn(d_real, d_fake)
+        opt_D.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_D.step()
+
+        # G step: fool the updated D
+        g_loss = g_loss_fn(D(gen_img, gen_c))
+        opt_G.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_G.step()
+
+        update_ema(G_ema, G, ema_beta)
+        state.step += 1
+        window_steps += 1
+        with torch.no_grad():
+            stats += torch.stack(
+                [d_loss, g_loss, torch.sigmoid(d_real).mean(), torch.sigmoid(d_fake).mean()]
+            ).detach()
+
+        done = state.step == total_steps
+        if state.step % cfg.log_every == 0 or done:
+            values = (stats / window_steps).tolist()  # the one host sync per log interval
+            row = dict(zip(STAT_NAMES, values))
+            for name in ("d_loss", "g_loss"):
+                if not math.isfinite(row[name]):
+                    raise TrainingDiverged(
+                        f"train: {name} became {row[name]} by step {state.step}; "
+                        "lower train.lr_g/lr_d or check the data"
+                    )
+            elapsed = time.perf_counter() - window_start
+            row.update(
+                step=state.step,
+                kimg=state.step * batch / 1000,
+                img_per_s=window_steps * batch / max(elapsed, 1e-9),
+            )
+            state.history.append(row)
+            callbacks.log(state.step, row)
+            if progress:
+                progress(state.step, total_steps, row)
+            stats.zero_()
+            window_start, window_steps = time.perf_counter(), 0
+        if state.step % steps_per["sample"] == 0 or done:
+            with torch.no_grad():
+                callbacks.sample(state.step, G_ema(fixed_z, fixed_c))
+        if state.step % steps_per["ckpt"] == 0 or done:
+            callbacks.checkpoint_saved(save_checkpoint(ckpt_dir, state))
+    return state

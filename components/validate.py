@@ -1,0 +1,195 @@
+"""validate: a Great Expectations gate over a per-image summary table, before any training.
+
+`summarize` turns the processed dataset into one row per image (computed with numpy);
+`build_suite` defines the expectations once, from `validate:` params; `check` runs them with a
+GX 1.x checkpoint and renders HTML Data Docs. The flow, `ganops stage validate` and the tests
+all go through these same functions. GX is imported lazily: it costs seconds to import.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from components.config import ValidateConfig
+from components.errors import ValidationFailed
+from components.ingest import Dataset, load_dataset
+from components.layout import Layout, write_json
+
+SUITE_NAME = "ganops-images"
+
+
+def summarize(images: np.ndarray, meta: pd.DataFrame) -> pd.DataFrame:
+    """One row per image: shape, pixel statistics, label, content duplicates, class share."""
+    x = images.reshape(len(images), -1).astype(np.float64)  # (N, C*H*W)
+    finite = np.isfinite(x)
+    safe = np.where(finite, x, 0.0)
+    counts = meta["hash"].map(meta["hash"].value_counts())
+    shares = meta["label"].map(meta["label"].value_counts(normalize=True))
+    return pd.DataFrame(
+        {
+            "file": meta["file"].to_numpy(),
+            "channels": images.shape[1],
+            "height": images.shape[2],
+            "width": images.shape[3],
+            "pixel_min": safe.min(axis=1),
+            "pixel_max": safe.max(axis=1),
+            "pixel_std": safe.std(axis=1),
+            "n_nonfinite": (~finite).sum(axis=1),
+            "label": meta["label"].to_numpy(),
+            "duplicate_count": counts.to_numpy(),
+            "class_fraction": shares.to_numpy(),
+        }
+    )
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One expectation with the words a user reads when it fails."""
+
+    what: str
+    expectation: object
+
+
+def build_suite(cfg: ValidateConfig, manifest: dict) -> list[Rule]:
+    """The expectations, from `validate:` thresholds and the manifest's declared shape/classes."""
+    import great_expectations as gx
+
+    E = gx.expectations
+    channels, height, width = manifest["shape"]
+    rules = [
+        Rule(f"dataset size >= validate.min_images ({cfg.min_images})",
+             E.ExpectTableRowCountToBeBetween(min_value=cfg.min_images)),
+        Rule(f"every image has {channels} channel(s)",
+             E.ExpectColumnValuesToBeInSet(column="channels", value_set=[channels])),
+        Rule(f"every image is {height} px high",
+             E.ExpectColumnValuesToBeInSet(column="height", value_set=[height])),
+        Rule(f"every image is {width} px wide",
+             E.ExpectColumnValuesToBeInSet(column="width", value_set=[width])),
+        Rule("pixel values >= 0", E.ExpectColumnValuesToBeBetween(column="pixel_min", min_value=0)),
+        Rule("pixel values <= 255",
+             E.ExpectColumnValuesToBeBetween(column="pixel_max", max_value=255)),
+        Rule("no NaN or inf pixels",
+             E.ExpectColumnValuesToBeBetween(column="n_nonfinite", min_value=0, max_value=0)),
+        Rule(f"duplicate images <= validate.max_duplicate_fraction ({cfg.max_duplicate_fraction})",
+             E.ExpectColumnValuesToBeBetween(column="duplicate_count", max_value=1,
+                                             mostly=1 - cfg.max_duplicate_fraction)),
+        Rule(f"blank images (pixel std < {cfg.min_pixel_std}) <= validate.max_blank_fraction "
+             f"({cfg.max_blank_fraction})",
+             E.ExpectColumnValuesToBeBetween(column="pixel_std", min_value=cfg.min_pixel_std,
+                                             mostly=1 - cfg.max_blank_fraction)),
+    ]
+    if manifest["conditional"]:
+        n_classes = len(manifest["class_names"])
+        rules += [
+            Rule(f"labels in 0..{n_classes - 1} ({', '.join(manifest['class_names'])})",
+                 E.ExpectColumnValuesToBeInSet(column="label", value_set=list(range(n_classes)))),
+            Rule(f"at least validate.min_classes ({cfg.min_classes}) classes",
+                 E.ExpectColumnUniqueValueCountToBeBetween(column="label",
+                                                           min_value=cfg.min_classes)),
+            Rule(f"each class >= validate.min_class_fraction ({cfg.min_class_fraction}) of the data",
+                 E.ExpectColumnValuesToBeBetween(column="class_fraction",
+                                                 min_value=cfg.min_class_fraction)),
+        ]
+    return rules
+
+
+def _describe(rule: Rule, result, summary: pd.DataFrame) -> dict:
+    """A JSON-able line for one expectation: what, pass/fail, observed, an example file."""
+    res = result.result or {}
+    observed = res.get("observed_value")
+    if observed is None and res.get("unexpected_count") is not None:
+        observed = f"{res['unexpected_count']} of {res.get('element_count')} rows " \
+                   f"({res.get('unexpected_percent', 0):.2f}%) outside"
+    example = None
+    idx = res.get("unexpected_index_list") or []
+    if idx:
+        first = idx[0]["index"] if isinstance(idx[0], dict) else idx[0]
+        example = str(summary["file"].iloc[int(first)])
+    return {"check": rule.what, "expectation": result.expectation_config.type,
+            "success": bool(result.success), "observed": _plain(observed), "example": example}
+
+
+def _plain(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    return value if isinstance(value, str | int | float | bool | type(None)) else str(value)
+
+
+def check(summary: pd.DataFrame, rules: list[Rule], docs_dir: Path | None = None) -> list[dict]:
+    """Run the suite with a GX checkpoint; render Data Docs into `docs_dir` when given."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    actions = []
+    if docs_dir is not None:
+        context.add_data_docs_site(site_name="ganops", site_config={
+            "class_name": "SiteBuilder",
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                              "base_directory": str(docs_dir)},
+        })
+        actions.append(gx.checkpoint.UpdateDataDocsAction(name="docs", site_names=["ganops"]))
+    batch = (context.data_sources.add_pandas("ganops").add_dataframe_asset("image_summary")
+             .add_batch_definition_whole_dataframe("all"))
+    suite = context.suites.add(gx.ExpectationSuite(name=SUITE_NAME))
+    for rule in rules:
+        suite.add_expectation(rule.expectation)
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name="image-summary", data=batch, suite=suite))
+    checkpoint = context.checkpoints.add(gx.Checkpoint(
+        name="ganops-gate", validation_definitions=[definition], actions=actions,
+        result_format={"result_format": "COMPLETE"}))
+    outcome = checkpoint.run(batch_parameters={"dataframe": summary})
+    (validation,) = outcome.run_results.values()
+    by_id = {r.expectation_config.id: r for r in validation.results}
+    return [_describe(rule, by_id[rule.expectation.id], summary) for rule in rules]
+
+
+def failure_lines(results: list[dict]) -> list[str]:
+    return [f"FAILED {r['check']}: observed {r['observed']}"
+            + (f" (e.g. {r['example']})" if r["example"] else "")
+            for r in results if not r["success"]]
+
+
+def validate_dataset(cfg: ValidateConfig, data: Dataset, out_dir: Path) -> list[dict]:
+    """Summarise, check, and write result.json + Data Docs into `out_dir` (pass or fail)."""
+    summary = summarize(data.images, data.meta)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=".validation-"))
+    try:
+        results = check(summary, build_suite(cfg, data.manifest), tmp / "data_docs")
+        write_json(tmp / "result.json", {
+            "success": all(r["success"] for r in results),
+            "dataset_hash": data.manifest["content_hash"],
+            "n_images": len(summary),
+            "results": results,
+        })
+        summary.to_csv(tmp / "summary.csv", index=False)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return results
+
+
+def run(cfg: ValidateConfig, layout: Layout) -> dict:
+    """The validate stage: raises ValidationFailed (one line per failed check) on a bad dataset."""
+    results = validate_dataset(cfg, load_dataset(layout), layout.validation)
+    docs = layout.validation / "data_docs" / "index.html"
+    print(f"validate: Data Docs at {docs}")
+    failed = failure_lines(results)
+    if failed:
+        raise ValidationFailed(
+            f"{len(failed)} of {len(results)} data checks failed (report: {docs})\n  "
+            + "\n  ".join(failed))
+    return {"passed": len(results), "data_docs": str(docs)}

@@ -1,0 +1,75 @@
+"""The `ganops-pipeline` flow: ingest -> validate -> train -> evaluate -> register.
+
+Each task is a thin wrapper around the same component function `ganops stage NAME` runs;
+the flow only passes the typed config and the project layout along, in stage order.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from components.config import Params, load_params
+from components.layout import Layout, read_json
+from components.stages import run_stage
+
+
+def _table(rows: dict) -> str:
+    lines = ["| key | value |", "|---|---|"]
+    lines += [f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
+              for k, v in rows.items()]
+    return "\n".join(lines)
+
+
+@task(name="ingest", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+def ingest(params: Params, layout: Layout) -> dict:
+    return run_stage("ingest", params, layout)
+
+
+@task(name="validate", cache_policy=NO_CACHE)
+def validate(params: Params, layout: Layout) -> dict:
+    try:
+        return run_stage("validate", params, layout)
+    finally:
+        result = layout.validation / "result.json"
+        if result.is_file():
+            checks = read_json(result)["results"]
+            create_markdown_artifact(
+                key="validation",
+                description="Great Expectations gate, one line per expectation",
+                markdown="| check | result | observed |\n|---|---|---|\n" + "\n".join(
+                    f"| {c['check']} | {'pass' if c['success'] else '**FAIL**'} | {c['observed']} |"
+                    for c in checks),
+            )
+
+
+@task(name="train", cache_policy=NO_CACHE)
+def train(params: Params, layout: Layout) -> dict:
+    return run_stage("train", params, layout)
+
+
+@task(name="evaluate", cache_policy=NO_CACHE)
+def evaluate(params: Params, layout: Layout) -> dict:
+    metrics = run_stage("evaluate", params, layout)
+    create_markdown_artifact(key="metrics", markdown=_table(metrics),
+                             description="evaluation of G_ema vs the test split")
+    return metrics
+
+
+@task(name="register", cache_policy=NO_CACHE)
+def register(params: Params, layout: Layout) -> dict:
+    return run_stage("register", params, layout)
+
+
+@flow(name="ganops-pipeline")
+def ganops_pipeline(params_file: str = "params.yaml", overrides: list[str] | None = None) -> dict:
+    """Run the five stages in order on one params file (plus `section.key=value` overrides)."""
+    params = load_params(params_file, overrides or [])
+    layout = Layout.here()
+    ingest(params, layout)
+    validate(params, layout)
+    train(params, layout)
+    evaluate(params, layout)
+    decision = register(params, layout)
+    return {k: decision[k] for k in ("model_name", "version", "alias", "reason")}
