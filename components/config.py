@@ -139,7 +139,9 @@ def _format_error(source: str, err: ValidationError) -> str:
     return "; ".join(lines)
 
 
-def load_params(path: str | Path = "params.yaml", overrides: list[str] | tuple[str, ...] = ()) -> Params:
+def load_params(
+    path: str | Path = "params.yaml", overrides: list[str] | tuple[str, ...] = ()
+) -> Params:
     """Read, override and check the params file; raise ConfigError naming the key on any fault."""
     path = Path(path)
     if not path.is_file():

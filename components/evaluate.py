@@ -31,10 +31,16 @@ class Classifier(nn.Module):
     def __init__(self, channels: int, num_classes: int):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.AdaptiveAvgPool2d(4), nn.Flatten(),  # (B, 64 * 4 * 4)
-            nn.Linear(64 * 16, self.num_features), nn.ReLU(inplace=True),
+            nn.Conv2d(channels, 32, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(),  # (B, 64 * 4 * 4)
+            nn.Linear(64 * 16, self.num_features),
+            nn.ReLU(inplace=True),
         )
         self.head = nn.Linear(self.num_features, num_classes)
 
@@ -46,8 +52,9 @@ class Classifier(nn.Module):
         return self.head(self.features(images))
 
 
-def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, epochs: int,
-                     seed: int) -> Classifier:
+def train_classifier(
+    images: np.ndarray, labels: np.ndarray, num_classes: int, epochs: int, seed: int
+) -> Classifier:
     """Fit the domain classifier on real uint8 images (light shift augmentation)."""
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -68,15 +75,18 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, e
 
 
 @torch.no_grad()
-def predict(clf: Classifier, images: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def predict(
+    clf: Classifier, images: np.ndarray | torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(features (N, F), predicted labels (N,)) for uint8 images, in fixed-size batches."""
     x = torch.as_tensor(images)
     feats = torch.cat([clf.features(b) for b in x.split(BATCH)])
     return feats, clf.head(feats).argmax(1)
 
 
-def load_or_train_classifier(cfg: EvaluateConfig, layout: Layout, data: Dataset
-                             ) -> tuple[Classifier, float]:
+def load_or_train_classifier(
+    cfg: EvaluateConfig, layout: Layout, data: Dataset
+) -> tuple[Classifier, float]:
     """The classifier for this dataset hash: from cache, or trained and cached. Returns test acc."""
     from safetensors.torch import load_file, save_file
 
@@ -125,14 +135,16 @@ def fid(real: torch.Tensor, fake: torch.Tensor, **_) -> float:
     return max(float(metric.compute()), 0.0)
 
 
-def kid(real: torch.Tensor, fake: torch.Tensor, subset_size: int = 500, seed: int = 0,
-        **_) -> float:
-    """Kernel inception distance (polynomial-kernel MMD², unbiased; torchmetrics), mean over subsets."""
+def kid(
+    real: torch.Tensor, fake: torch.Tensor, subset_size: int = 500, seed: int = 0, **_
+) -> float:
+    """Kernel inception distance: unbiased polynomial-kernel MMD² (torchmetrics), subset mean."""
     from torchmetrics.image.kid import KernelInceptionDistance
 
     torch.manual_seed(seed)
-    metric = KernelInceptionDistance(feature=_Identity(real.shape[1]),
-                                     subset_size=min(subset_size, len(real), len(fake)))
+    metric = KernelInceptionDistance(
+        feature=_Identity(real.shape[1]), subset_size=min(subset_size, len(real), len(fake))
+    )
     metric.update(real.double(), real=True)
     metric.update(fake.double(), real=False)
     mean, _std = metric.compute()
@@ -161,8 +173,10 @@ def generate(G, labels: np.ndarray | None, n: int, seed: int) -> np.ndarray:
 
     z = latents(seed * 1_000_000 + np.arange(n), G.z_dim)  # (n, z_dim)
     c = torch.as_tensor(labels[:n]) if labels is not None else None
-    out = [to_uint8(G(z[i : i + BATCH], c[i : i + BATCH] if c is not None else None))
-           for i in range(0, n, BATCH)]
+    out = [
+        to_uint8(G(z[i : i + BATCH], c[i : i + BATCH] if c is not None else None))
+        for i in range(0, n, BATCH)
+    ]
     return np.concatenate(out)
 
 
@@ -205,8 +219,11 @@ def run(cfg: EvaluateConfig, layout: Layout) -> dict:
     metrics["fid_ratio"] = metrics["fid"] / max(metrics["fid_floor"], 1e-12)
     rows = max(data.num_classes, 1)
     labels = np.repeat(np.arange(rows), 10) if data.num_classes else None
-    picture = save_png(grid(generate(G, labels, rows * 10, cfg.seed + 1), rows),
-                       layout.root / "reports" / "eval_samples.png", 3)
+    picture = save_png(
+        grid(generate(G, labels, rows * 10, cfg.seed + 1), rows),
+        layout.root / "reports" / "eval_samples.png",
+        3,
+    )
     write_json(layout.metrics, metrics)
 
     tracking.setup(layout)

@@ -73,9 +73,7 @@ SOURCES: dict[str, Callable[[], RawDataset]] = {
 def read_source(source: str) -> RawDataset:
     if source in SOURCES:
         return SOURCES[source]()
-    raise DataError(
-        f"ingest.source: {source!r} is not a known source ({', '.join(SOURCES)})"
-    )
+    raise DataError(f"ingest.source: {source!r} is not a known source ({', '.join(SOURCES)})")
 
 
 def split_indices(labels: np.ndarray, test_fraction: float, seed: int) -> np.ndarray:

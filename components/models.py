@@ -18,7 +18,9 @@ BASE_RES = {28: 7, 32: 4, 64: 4}  # image size -> side of G's first feature map
 
 def assert_shape(t: torch.Tensor, shape: tuple) -> None:
     """Check a tensor's shape; None in `shape` matches any size."""
-    if t.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, t.shape)):
+    if t.ndim != len(shape) or any(
+        s is not None and s != d for s, d in zip(shape, t.shape, strict=False)
+    ):
         raise AssertionError(f"expected shape {shape}, got {tuple(t.shape)}")
 
 
@@ -108,8 +110,9 @@ def load_generator(weights: str | Path, spec: dict) -> Generator:
     """G from a safetensors file and its spec (generator.json), in eval mode."""
     from safetensors.torch import load_file
 
-    G = Generator(spec["z_dim"], spec["num_classes"], spec["channels"], spec["image_size"],
-                  spec["width"])
+    G = Generator(
+        spec["z_dim"], spec["num_classes"], spec["channels"], spec["image_size"], spec["width"]
+    )
     G.load_state_dict(load_file(str(weights)))
     return G.eval().requires_grad_(False)
 

@@ -28,7 +28,8 @@ def gate_failures(cfg: RegisterConfig, metrics: dict) -> list[str]:
         failures.append(f"fid/fid_floor {ratio:.2f} > register.max_fid_ratio {cfg.max_fid_ratio}")
     if "cond_acc" in metrics and metrics["cond_acc"] < cfg.min_cond_acc:
         failures.append(
-            f"cond_acc {metrics['cond_acc']:.3f} < register.min_cond_acc {cfg.min_cond_acc}")
+            f"cond_acc {metrics['cond_acc']:.3f} < register.min_cond_acc {cfg.min_cond_acc}"
+        )
     return failures
 
 
@@ -41,7 +42,10 @@ def decide(cfg: RegisterConfig, metrics: dict, champion_fid: float | None) -> tu
         return "champion", f"gates passed (fid {metrics['fid']:.3f}); no champion yet"
     if metrics["fid"] < champion_fid:
         return "champion", f"gates passed; fid {metrics['fid']:.3f} < champion's {champion_fid:.3f}"
-    return "challenger", f"gates passed, but fid {metrics['fid']:.3f} >= champion's {champion_fid:.3f}"
+    return (
+        "challenger",
+        f"gates passed, but fid {metrics['fid']:.3f} >= champion's {champion_fid:.3f}",
+    )
 
 
 def model_signature(spec: dict):
@@ -90,8 +94,11 @@ def log_generator(layout: Layout, spec: dict, name: str):
 
     from components.serve import GeneratorModel
 
-    example = pd.DataFrame({"label": [0, 1], "seed": [0, 1]}) if spec["num_classes"] \
+    example = (
+        pd.DataFrame({"label": [0, 1], "seed": [0, 1]})
+        if spec["num_classes"]
         else pd.DataFrame({"seed": [0, 1]})
+    )
     return mlflow.pyfunc.log_model(
         name="generator",
         python_model=GeneratorModel(),
@@ -138,8 +145,14 @@ def run(cfg: RegisterConfig, layout: Layout) -> dict:
         for key, value in tags.items():
             client.set_model_version_tag(cfg.model_name, version, key, value)
         client.set_registered_model_alias(cfg.model_name, alias, version)
-        decision = {"model_name": cfg.model_name, "version": version, "alias": alias,
-                    "reason": reason, "metrics": metrics, "tags": tags}
+        decision = {
+            "model_name": cfg.model_name,
+            "version": version,
+            "alias": alias,
+            "reason": reason,
+            "metrics": metrics,
+            "tags": tags,
+        }
         write_json(layout.registration, decision)
         mlflow.log_artifact(str(layout.registration))
         mlflow.set_tag("registered_version", version)

@@ -38,8 +38,10 @@ class GeneratorModel(mlflow.pyfunc.PythonModel):
             labels = model_input["label"].astype("int64").to_numpy()
             bad = (labels < 0) | (labels >= self.spec["num_classes"])
             if bad.any():
-                raise ValueError(f"label out of range 0..{self.spec['num_classes'] - 1}: "
-                                 f"{labels[bad][:5].tolist()}")
+                raise ValueError(
+                    f"label out of range 0..{self.spec['num_classes'] - 1}: "
+                    f"{labels[bad][:5].tolist()}"
+                )
         z = latents(seeds, self.spec["z_dim"], truncation)
         c = torch.as_tensor(np.array(labels)) if labels is not None else None
         with torch.no_grad():

@@ -1,4 +1,4 @@
-"""The five stages, by name: the one table that `ganops stage`, the Prefect flow and dvc.yaml share."""
+"""The five stages by name: what `ganops stage`, the Prefect flow and dvc.yaml share."""
 
 from __future__ import annotations
 

@@ -63,38 +63,64 @@ def build_suite(cfg: ValidateConfig, manifest: dict) -> list[Rule]:
     E = gx.expectations
     channels, height, width = manifest["shape"]
     rules = [
-        Rule(f"dataset size >= validate.min_images ({cfg.min_images})",
-             E.ExpectTableRowCountToBeBetween(min_value=cfg.min_images)),
-        Rule(f"every image has {channels} channel(s)",
-             E.ExpectColumnValuesToBeInSet(column="channels", value_set=[channels])),
-        Rule(f"every image is {height} px high",
-             E.ExpectColumnValuesToBeInSet(column="height", value_set=[height])),
-        Rule(f"every image is {width} px wide",
-             E.ExpectColumnValuesToBeInSet(column="width", value_set=[width])),
+        Rule(
+            f"dataset size >= validate.min_images ({cfg.min_images})",
+            E.ExpectTableRowCountToBeBetween(min_value=cfg.min_images),
+        ),
+        Rule(
+            f"every image has {channels} channel(s)",
+            E.ExpectColumnValuesToBeInSet(column="channels", value_set=[channels]),
+        ),
+        Rule(
+            f"every image is {height} px high",
+            E.ExpectColumnValuesToBeInSet(column="height", value_set=[height]),
+        ),
+        Rule(
+            f"every image is {width} px wide",
+            E.ExpectColumnValuesToBeInSet(column="width", value_set=[width]),
+        ),
         Rule("pixel values >= 0", E.ExpectColumnValuesToBeBetween(column="pixel_min", min_value=0)),
-        Rule("pixel values <= 255",
-             E.ExpectColumnValuesToBeBetween(column="pixel_max", max_value=255)),
-        Rule("no NaN or inf pixels",
-             E.ExpectColumnValuesToBeBetween(column="n_nonfinite", min_value=0, max_value=0)),
-        Rule(f"duplicate images <= validate.max_duplicate_fraction ({cfg.max_duplicate_fraction})",
-             E.ExpectColumnValuesToBeBetween(column="duplicate_count", max_value=1,
-                                             mostly=1 - cfg.max_duplicate_fraction)),
-        Rule(f"blank images (pixel std < {cfg.min_pixel_std}) <= validate.max_blank_fraction "
-             f"({cfg.max_blank_fraction})",
-             E.ExpectColumnValuesToBeBetween(column="pixel_std", min_value=cfg.min_pixel_std,
-                                             mostly=1 - cfg.max_blank_fraction)),
+        Rule(
+            "pixel values <= 255",
+            E.ExpectColumnValuesToBeBetween(column="pixel_max", max_value=255),
+        ),
+        Rule(
+            "no NaN or inf pixels",
+            E.ExpectColumnValuesToBeBetween(column="n_nonfinite", min_value=0, max_value=0),
+        ),
+        Rule(
+            f"duplicate images <= validate.max_duplicate_fraction ({cfg.max_duplicate_fraction})",
+            E.ExpectColumnValuesToBeBetween(
+                column="duplicate_count", max_value=1, mostly=1 - cfg.max_duplicate_fraction
+            ),
+        ),
+        Rule(
+            f"blank images (pixel std < {cfg.min_pixel_std}) <= validate.max_blank_fraction "
+            f"({cfg.max_blank_fraction})",
+            E.ExpectColumnValuesToBeBetween(
+                column="pixel_std", min_value=cfg.min_pixel_std, mostly=1 - cfg.max_blank_fraction
+            ),
+        ),
     ]
     if manifest["conditional"]:
         n_classes = len(manifest["class_names"])
         rules += [
-            Rule(f"labels in 0..{n_classes - 1} ({', '.join(manifest['class_names'])})",
-                 E.ExpectColumnValuesToBeInSet(column="label", value_set=list(range(n_classes)))),
-            Rule(f"at least validate.min_classes ({cfg.min_classes}) classes",
-                 E.ExpectColumnUniqueValueCountToBeBetween(column="label",
-                                                           min_value=cfg.min_classes)),
-            Rule(f"each class >= validate.min_class_fraction ({cfg.min_class_fraction}) of the data",
-                 E.ExpectColumnValuesToBeBetween(column="class_fraction",
-                                                 min_value=cfg.min_class_fraction)),
+            Rule(
+                f"labels in 0..{n_classes - 1} ({', '.join(manifest['class_names'])})",
+                E.ExpectColumnValuesToBeInSet(column="label", value_set=list(range(n_classes))),
+            ),
+            Rule(
+                f"at least validate.min_classes ({cfg.min_classes}) classes",
+                E.ExpectColumnUniqueValueCountToBeBetween(
+                    column="label", min_value=cfg.min_classes
+                ),
+            ),
+            Rule(
+                f"each class >= validate.min_class_fraction ({cfg.min_class_fraction}) of the data",
+                E.ExpectColumnValuesToBeBetween(
+                    column="class_fraction", min_value=cfg.min_class_fraction
+                ),
+            ),
         ]
     return rules
 
@@ -104,15 +130,22 @@ def _describe(rule: Rule, result, summary: pd.DataFrame) -> dict:
     res = result.result or {}
     observed = res.get("observed_value")
     if observed is None and res.get("unexpected_count") is not None:
-        observed = f"{res['unexpected_count']} of {res.get('element_count')} rows " \
-                   f"({res.get('unexpected_percent', 0):.2f}%) outside"
+        observed = (
+            f"{res['unexpected_count']} of {res.get('element_count')} rows "
+            f"({res.get('unexpected_percent', 0):.2f}%) outside"
+        )
     example = None
     idx = res.get("unexpected_index_list") or []
     if idx:
         first = idx[0]["index"] if isinstance(idx[0], dict) else idx[0]
         example = str(summary["file"].iloc[int(first)])
-    return {"check": rule.what, "expectation": result.expectation_config.type,
-            "success": bool(result.success), "observed": _plain(observed), "example": example}
+    return {
+        "check": rule.what,
+        "expectation": result.expectation_config.type,
+        "success": bool(result.success),
+        "observed": _plain(observed),
+        "example": example,
+    }
 
 
 def _plain(value):
@@ -130,23 +163,37 @@ def check(summary: pd.DataFrame, rules: list[Rule], docs_dir: Path | None = None
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     actions = []
     if docs_dir is not None:
-        context.add_data_docs_site(site_name="ganops", site_config={
-            "class_name": "SiteBuilder",
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
-                              "base_directory": str(docs_dir)},
-        })
+        context.add_data_docs_site(
+            site_name="ganops",
+            site_config={
+                "class_name": "SiteBuilder",
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(docs_dir),
+                },
+            },
+        )
         actions.append(gx.checkpoint.UpdateDataDocsAction(name="docs", site_names=["ganops"]))
-    batch = (context.data_sources.add_pandas("ganops").add_dataframe_asset("image_summary")
-             .add_batch_definition_whole_dataframe("all"))
+    batch = (
+        context.data_sources.add_pandas("ganops")
+        .add_dataframe_asset("image_summary")
+        .add_batch_definition_whole_dataframe("all")
+    )
     suite = context.suites.add(gx.ExpectationSuite(name=SUITE_NAME))
     for rule in rules:
         suite.add_expectation(rule.expectation)
     definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name="image-summary", data=batch, suite=suite))
-    checkpoint = context.checkpoints.add(gx.Checkpoint(
-        name="ganops-gate", validation_definitions=[definition], actions=actions,
-        result_format={"result_format": "COMPLETE"}))
+        gx.ValidationDefinition(name="image-summary", data=batch, suite=suite)
+    )
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name="ganops-gate",
+            validation_definitions=[definition],
+            actions=actions,
+            result_format={"result_format": "COMPLETE"},
+        )
+    )
     outcome = checkpoint.run(batch_parameters={"dataframe": summary})
     (validation,) = outcome.run_results.values()
     by_id = {r.expectation_config.id: r for r in validation.results}
@@ -154,9 +201,12 @@ def check(summary: pd.DataFrame, rules: list[Rule], docs_dir: Path | None = None
 
 
 def failure_lines(results: list[dict]) -> list[str]:
-    return [f"FAILED {r['check']}: observed {r['observed']}"
-            + (f" (e.g. {r['example']})" if r["example"] else "")
-            for r in results if not r["success"]]
+    return [
+        f"FAILED {r['check']}: observed {r['observed']}"
+        + (f" (e.g. {r['example']})" if r["example"] else "")
+        for r in results
+        if not r["success"]
+    ]
 
 
 def validate_dataset(cfg: ValidateConfig, data: Dataset, out_dir: Path) -> list[dict]:
@@ -166,12 +216,15 @@ def validate_dataset(cfg: ValidateConfig, data: Dataset, out_dir: Path) -> list[
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=".validation-"))
     try:
         results = check(summary, build_suite(cfg, data.manifest), tmp / "data_docs")
-        write_json(tmp / "result.json", {
-            "success": all(r["success"] for r in results),
-            "dataset_hash": data.manifest["content_hash"],
-            "n_images": len(summary),
-            "results": results,
-        })
+        write_json(
+            tmp / "result.json",
+            {
+                "success": all(r["success"] for r in results),
+                "dataset_hash": data.manifest["content_hash"],
+                "n_images": len(summary),
+                "results": results,
+            },
+        )
         summary.to_csv(tmp / "summary.csv", index=False)
         if out_dir.exists():
             shutil.rmtree(out_dir)
@@ -191,5 +244,6 @@ def run(cfg: ValidateConfig, layout: Layout) -> dict:
     if failed:
         raise ValidationFailed(
             f"{len(failed)} of {len(results)} data checks failed (report: {docs})\n  "
-            + "\n  ".join(failed))
+            + "\n  ".join(failed)
+        )
     return {"passed": len(results), "data_docs": str(docs)}

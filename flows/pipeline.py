@@ -17,8 +17,9 @@ from components.stages import run_stage
 
 def _table(rows: dict) -> str:
     lines = ["| key | value |", "|---|---|"]
-    lines += [f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
-              for k, v in rows.items()]
+    lines += [
+        f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in rows.items()
+    ]
     return "\n".join(lines)
 
 
@@ -38,9 +39,11 @@ def validate(params: Params, layout: Layout) -> dict:
             create_markdown_artifact(
                 key="validation",
                 description="Great Expectations gate, one line per expectation",
-                markdown="| check | result | observed |\n|---|---|---|\n" + "\n".join(
+                markdown="| check | result | observed |\n|---|---|---|\n"
+                + "\n".join(
                     f"| {c['check']} | {'pass' if c['success'] else '**FAIL**'} | {c['observed']} |"
-                    for c in checks),
+                    for c in checks
+                ),
             )
 
 
@@ -52,8 +55,9 @@ def train(params: Params, layout: Layout) -> dict:
 @task(name="evaluate", cache_policy=NO_CACHE)
 def evaluate(params: Params, layout: Layout) -> dict:
     metrics = run_stage("evaluate", params, layout)
-    create_markdown_artifact(key="metrics", markdown=_table(metrics),
-                             description="evaluation of G_ema vs the test split")
+    create_markdown_artifact(
+        key="metrics", markdown=_table(metrics), description="evaluation of G_ema vs the test split"
+    )
     return metrics
 
 

@@ -43,8 +43,10 @@ def _progress_printer():
     task = bar.add_task("train", total=None, info="")
 
     def update(step: int, total: int, row: dict) -> None:
-        info = (f"kimg {row['kimg']:.1f}  d_loss {row['d_loss']:.3f}  g_loss {row['g_loss']:.3f}"
-                f"  D(x) {row['D_x']:.2f}  D(G(z)) {row['D_G_z']:.2f}  {row['img_per_s']:.0f} img/s")
+        info = (
+            f"kimg {row['kimg']:.1f}  d_loss {row['d_loss']:.3f}  g_loss {row['g_loss']:.3f}"
+            f"  D(x) {row['D_x']:.2f}  D(G(z)) {row['D_G_z']:.2f}  {row['img_per_s']:.0f} img/s"
+        )
         bar.update(task, completed=step, total=total, info=info)
 
     return bar, update
@@ -59,8 +61,10 @@ def write_models(layout: Layout, state, spec: dict) -> None:
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".models-"))
     try:
         for name in MODEL_FILES:
-            tensors = {k: v.detach().cpu().contiguous() for k, v in
-                       getattr(state, name).state_dict().items()}
+            tensors = {
+                k: v.detach().cpu().contiguous()
+                for k, v in getattr(state, name).state_dict().items()
+            }
             save_file(tensors, str(tmp / f"{name}.safetensors"))
         write_json(tmp / "generator.json", spec)
         if target.exists():
@@ -80,8 +84,10 @@ def run(cfg: TrainConfig, layout: Layout) -> dict:
     from components.train.loop import Callbacks, fit, generator_spec, pick_device
 
     if cfg.devices != 1:
-        raise ConfigError(f"train.devices: {cfg.devices} processes requested; this build trains "
-                          "on one device (set train.devices: 1)")
+        raise ConfigError(
+            f"train.devices: {cfg.devices} processes requested; this build trains "
+            "on one device (set train.devices: 1)"
+        )
     data = load_dataset(layout)
     images, labels = data.split("train")
     num_classes = data.num_classes
@@ -98,16 +104,19 @@ def run(cfg: TrainConfig, layout: Layout) -> dict:
         write_json(run_file, {"run_id": run_id})
         if resumed_run is None:
             mlflow.log_params({f"train.{k}": v for k, v in cfg.model_dump().items()})
-            mlflow.set_tags({
-                "dataset_hash": data.manifest["content_hash"],
-                "dataset_source": data.manifest["source"],
-                "device": str(device),
-                "git_commit": tracking.git_commit(layout.root),
-            })
+            mlflow.set_tags(
+                {
+                    "dataset_hash": data.manifest["content_hash"],
+                    "dataset_source": data.manifest["source"],
+                    "device": str(device),
+                    "git_commit": tracking.git_commit(layout.root),
+                }
+            )
 
         def log(step: int, row: dict) -> None:
-            mlflow.log_metrics({k: v for k, v in row.items() if k != "step"}, step=step,
-                               synchronous=False)
+            mlflow.log_metrics(
+                {k: v for k, v in row.items() if k != "step"}, step=step, synchronous=False
+            )
 
         def sample(step: int, batch) -> None:
             path = save_png(grid(to_uint8(batch), rows), samples_dir / f"step-{step:07d}.png", 3)
@@ -116,15 +125,28 @@ def run(cfg: TrainConfig, layout: Layout) -> dict:
 
         bar, update = _progress_printer()
         with bar:
-            state = fit(cfg, images, labels if num_classes else None, num_classes, ckpt_dir,
-                        Callbacks(log=log, sample=sample), device=device, progress=update)
+            state = fit(
+                cfg,
+                images,
+                labels if num_classes else None,
+                num_classes,
+                ckpt_dir,
+                Callbacks(log=log, sample=sample),
+                device=device,
+                progress=update,
+            )
         spec = generator_spec(cfg, num_classes, images.shape[1], images.shape[2])
         spec["class_names"] = data.manifest["class_names"]
         write_models(layout, state, spec)
         pd.DataFrame(state.history).to_csv(layout.train_log, index=False)
         mlflow.log_artifacts(str(layout.models), artifact_path="models")
         mlflow.log_artifact(str(layout.train_log))
-        summary = {"run_id": run_id, "steps": state.step, "device": str(device),
-                   "dataset_hash": data.manifest["content_hash"], **state.history[-1]}
+        summary = {
+            "run_id": run_id,
+            "steps": state.step,
+            "device": str(device),
+            "dataset_hash": data.manifest["content_hash"],
+            **state.history[-1],
+        }
         write_json(layout.train_run, summary)
     return summary

@@ -64,9 +64,9 @@ def generator_spec(cfg: TrainConfig, num_classes: int, channels: int, image_size
 
 @torch.no_grad()
 def update_ema(G_ema: torch.nn.Module, G: torch.nn.Module, beta: float) -> None:
-    for p_ema, p in zip(G_ema.parameters(), G.parameters()):
+    for p_ema, p in zip(G_ema.parameters(), G.parameters(), strict=True):
         p_ema.lerp_(p, 1.0 - beta)
-    for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+    for b_ema, b in zip(G_ema.buffers(), G.buffers(), strict=True):
         b_ema.copy_(b)
 
 
@@ -128,8 +128,9 @@ def fit(
     fixed_z, fixed_c = fixed_inputs(cfg, num_classes, device)
     batch = cfg.batch_size
     total_steps = math.ceil(cfg.kimg * 1000 / batch)
-    steps_per = {k: max(1, round(getattr(cfg, f"{k}_every_kimg") * 1000 / batch))
-                 for k in ("sample", "ckpt")}
+    steps_per = {
+        k: max(1, round(getattr(cfg, f"{k}_every_kimg") * 1000 / batch)) for k in ("sample", "ckpt")
+    }
     ema_beta = 0.5 ** (batch / max(cfg.ema_half_life_kimg * 1000, 1e-8))
     stats = torch.zeros(len(STAT_NAMES), device=device)
     window_start, window_steps = time.perf_counter(), 0
@@ -172,7 +173,7 @@ def fit(
         done = state.step == total_steps
         if state.step % cfg.log_every == 0 or done:
             values = (stats / window_steps).tolist()  # the one host sync per log interval
-            row = dict(zip(STAT_NAMES, values))
+            row = dict(zip(STAT_NAMES, values, strict=True))
             for name in ("d_loss", "g_loss"):
                 if not math.isfinite(row[name]):
                     raise TrainingDiverged(
