@@ -49,7 +49,9 @@ def stage(
     from components.config import STAGES
 
     if name not in STAGES:
-        raise typer.BadParameter(f"unknown stage {name!r} (one of {', '.join(STAGES)})")
+        from components.errors import ConfigError
+
+        raise ConfigError(f"unknown stage {name!r} (one of {', '.join(STAGES)})")
     cfg = _load(params, set_)
     from components.stages import run_stage
 
@@ -70,19 +72,14 @@ def main() -> None:
     from components.errors import GanopsError
 
     try:
-        app(standalone_mode=False)
+        app()  # standalone: click prints usage errors itself and exits 2
     except GanopsError as err:
         typer.secho(f"error: {err}", fg="red", err=True)
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
         typer.secho("interrupted", fg="red", err=True)
         sys.exit(130)
-    except Exception as err:  # click's usage errors
-        import click
 
-        if isinstance(err, click.exceptions.ClickException):
-            err.show()
-            sys.exit(err.exit_code)
-        if isinstance(err, click.exceptions.Exit):
-            sys.exit(err.exit_code)
-        raise
+
+if __name__ == "__main__":
+    main()

@@ -32,15 +32,18 @@ class Classifier(nn.Module):
         super().__init__()
         self.body = nn.Sequential(
             nn.Conv2d(channels, 32, 3, padding=1),
+            nn.BatchNorm2d(32),
             nn.ReLU(inplace=True),
             nn.MaxPool2d(2),
             nn.Conv2d(32, 64, 3, padding=1),
+            nn.BatchNorm2d(64),
             nn.ReLU(inplace=True),
             nn.MaxPool2d(2),
-            nn.AdaptiveAvgPool2d(4),
-            nn.Flatten(),  # (B, 64 * 4 * 4)
-            nn.Linear(64 * 16, self.num_features),
+            nn.AdaptiveAvgPool2d(7),
+            nn.Flatten(),  # (B, 64 * 7 * 7)
+            nn.Linear(64 * 49, self.num_features),
             nn.ReLU(inplace=True),
+            nn.Dropout(0.3),
         )
         self.head = nn.Linear(self.num_features, num_classes)
 

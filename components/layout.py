@@ -38,7 +38,13 @@ class Layout:
     # validate
     @property
     def validation(self) -> Path:
+        """Data Docs and the summary table (written on pass and on fail)."""
         return self.root / "reports" / "validation"
+
+    @property
+    def validation_result(self) -> Path:
+        """The verdict, one line per expectation; deterministic, so train can depend on it."""
+        return self.root / "reports" / "validation.json"
 
     # train
     @property

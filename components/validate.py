@@ -209,22 +209,14 @@ def failure_lines(results: list[dict]) -> list[str]:
     ]
 
 
-def validate_dataset(cfg: ValidateConfig, data: Dataset, out_dir: Path) -> list[dict]:
-    """Summarise, check, and write result.json + Data Docs into `out_dir` (pass or fail)."""
+def validate_dataset(cfg: ValidateConfig, data: Dataset, layout: Layout) -> list[dict]:
+    """Summarise, check, write Data Docs + summary and the verdict json (pass or fail)."""
+    out_dir = layout.validation
     summary = summarize(data.images, data.meta)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=".validation-"))
     try:
         results = check(summary, build_suite(cfg, data.manifest), tmp / "data_docs")
-        write_json(
-            tmp / "result.json",
-            {
-                "success": all(r["success"] for r in results),
-                "dataset_hash": data.manifest["content_hash"],
-                "n_images": len(summary),
-                "results": results,
-            },
-        )
         summary.to_csv(tmp / "summary.csv", index=False)
         if out_dir.exists():
             shutil.rmtree(out_dir)
@@ -232,12 +224,19 @@ def validate_dataset(cfg: ValidateConfig, data: Dataset, out_dir: Path) -> list[
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    verdict = {
+        "success": all(r["success"] for r in results),
+        "dataset_hash": data.manifest["content_hash"],
+        "n_images": len(summary),
+        "results": results,
+    }
+    write_json(layout.validation_result, verdict)
     return results
 
 
 def run(cfg: ValidateConfig, layout: Layout) -> dict:
     """The validate stage: raises ValidationFailed (one line per failed check) on a bad dataset."""
-    results = validate_dataset(cfg, load_dataset(layout), layout.validation)
+    results = validate_dataset(cfg, load_dataset(layout), layout)
     docs = layout.validation / "data_docs" / "index.html"
     print(f"validate: Data Docs at {docs}")
     failed = failure_lines(results)

@@ -33,7 +33,7 @@ def validate(params: Params, layout: Layout) -> dict:
     try:
         return run_stage("validate", params, layout)
     finally:
-        result = layout.validation / "result.json"
+        result = layout.validation_result
         if result.is_file():
             checks = read_json(result)["results"]
             create_markdown_artifact(

@@ -1,0 +1,59 @@
+"""Code: the command line front door."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from .conftest import ROOT, SMOKE
+
+HEAVY = ("torch", "prefect", "mlflow", "dvc", "great_expectations")
+
+
+def ganops(*args, cwd=ROOT):
+    return subprocess.run(
+        [sys.executable, "-m", "components.cli", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_help_imports_no_heavy_library():
+    code = (
+        "import sys\nfrom components.cli import app\n"
+        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+        f"print([m for m in {HEAVY!r} if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_help_lists_commands():
+    start = time.perf_counter()
+    out = ganops("--help")
+    elapsed = time.perf_counter() - start
+    assert out.returncode == 0
+    for command in ("run", "stage"):
+        assert command in out.stdout
+    print(f"ganops --help: {elapsed:.2f}s including interpreter start")
+
+
+def test_bad_override_is_one_line_and_exit_2():
+    out = ganops("stage", "train", "--params", str(SMOKE), "--set", "train.lr=1")
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    assert out.stderr.strip() == "error: --set train.lr: unknown key 'lr' in section 'train'"
+
+
+def test_unknown_stage_is_rejected():
+    out = ganops("stage", "deploy")
+    assert out.returncode != 0
+    assert "unknown stage 'deploy'" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_show_params_prints_resolved_config():
+    out = ganops("show-params", "--params", str(SMOKE), "--set", "train.seed=5")
+    assert out.returncode == 0
+    assert "seed: 5" in out.stdout

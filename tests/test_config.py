@@ -1,0 +1,79 @@
+"""Code: params loading, overrides and the messages a user sees."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from components.config import STAGES, load_params
+from components.errors import ConfigError
+
+from .conftest import ROOT, SMOKE
+
+
+def test_default_params_load_into_frozen_sections():
+    params = load_params(ROOT / "params.yaml")
+    assert params.ingest.source == "mnist5k"
+    assert params.section("validate").min_images > 0
+    with pytest.raises(Exception):
+        params.train.kimg = 1  # frozen
+
+
+def test_smoke_profile_has_exactly_the_same_keys():
+    full = yaml.safe_load((ROOT / "params.yaml").read_text())
+    smoke = yaml.safe_load(SMOKE.read_text())
+    assert list(full) == list(STAGES) == list(smoke)
+    for section in STAGES:
+        assert set(full[section]) == set(smoke[section]), section
+
+
+def test_override_sets_typed_value():
+    params = load_params(SMOKE, ["train.kimg=0.5", "train.seed=7", "ingest.source=digits"])
+    assert params.train.kimg == 0.5 and params.train.seed == 7
+    assert params.ingest.source == "digits"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.kmig=3", "unknown key 'kmig' in section 'train'"),
+        ("training.kimg=3", "unknown section 'training'"),
+        ("train.kimg", "expected section.key=value"),
+        ("train.kimg=-1", "train.kimg"),
+        ("train.batch_size=many", "train.batch_size"),
+        ("ingest.test_fraction=1.5", "ingest.test_fraction"),
+        ("evaluate.kid_subset_size=100000", "kid_subset_size"),
+        ("register.model_name=bad name!", "register.model_name"),
+    ],
+)
+def test_bad_override_names_the_key(override, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_params(SMOKE, [override])
+
+
+def test_unknown_and_missing_keys_in_file(tmp_path):
+    data = yaml.safe_load(SMOKE.read_text())
+    data["train"]["learning_rate"] = 0.1
+    del data["evaluate"]["seed"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError) as err:
+        load_params(bad)
+    assert "train.learning_rate: unknown key" in str(err.value)
+    assert "evaluate.seed: missing key" in str(err.value)
+    assert str(bad) in str(err.value)
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="params file not found"):
+        load_params(tmp_path / "nope.yaml")
+    (tmp_path / "x.yaml").write_text("train: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_params(tmp_path / "x.yaml")
+
+
+def test_digest_changes_with_section_only():
+    a = load_params(SMOKE)
+    b = load_params(SMOKE, ["train.seed=3"])
+    assert a.digest("ingest") == b.digest("ingest")
+    assert a.digest("train") != b.digest("train")
