@@ -14,7 +14,10 @@ HEAVY = ("torch", "prefect", "mlflow", "dvc", "great_expectations")
 def ganops(*args, cwd=ROOT):
     return subprocess.run(
         [sys.executable, "-m", "components.cli", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=120,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from components.config import STAGES, load_params
 from components.errors import ConfigError
@@ -15,8 +16,8 @@ def test_default_params_load_into_frozen_sections():
     params = load_params(ROOT / "params.yaml")
     assert params.ingest.source == "mnist5k"
     assert params.section("validate").min_images > 0
-    with pytest.raises(Exception):
-        params.train.kimg = 1  # frozen
+    with pytest.raises(ValidationError, match="frozen"):
+        params.train.kimg = 1
 
 
 def test_smoke_profile_has_exactly_the_same_keys():
