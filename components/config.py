@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from components.errors import ConfigError
 
@@ -54,11 +61,20 @@ class TrainConfig(_Section):
     beta1: Annotated[float, Field(ge=0, lt=1)]
     beta2: Annotated[float, Field(ge=0, lt=1)]
     ema_half_life_kimg: Annotated[float, Field(ge=0)]
+    diffaugment: str
     seed: int
     devices: PosInt
     log_every: PosInt
     sample_every_kimg: PosFloat
     ckpt_every_kimg: PosFloat
+
+    @field_validator("diffaugment")
+    @classmethod
+    def _known_policy(cls, value: str) -> str:
+        from components.train.augment import parse_policy
+
+        parse_policy(value)
+        return value
 
 
 class EvaluateConfig(_Section):

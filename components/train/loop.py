@@ -20,6 +20,7 @@ import torch
 from components.config import TrainConfig
 from components.errors import TrainingDiverged
 from components.models import Discriminator, Generator, init_weights
+from components.train.augment import diff_augment, parse_policy
 from components.train.checkpoint import load_checkpoint, save_checkpoint
 from components.train.losses import LOSSES
 
@@ -123,6 +124,11 @@ def fit(
     load_checkpoint(ckpt_dir, state)
 
     d_loss_fn, g_loss_fn = LOSSES["ns"]
+    policy = parse_policy(cfg.diffaugment)
+
+    def aug(x: torch.Tensor) -> torch.Tensor:
+        return diff_augment(x, policy) if policy else x
+
     reals = torch.from_numpy(real_images).to(device)  # (N, C, H, W) uint8, resident
     conds = torch.from_numpy(labels).to(device) if num_classes else None
     fixed_z, fixed_c = fixed_inputs(cfg, num_classes, device)
@@ -149,15 +155,15 @@ def fit(
 
         # D step: real vs G(z).detach()
         gen_img = G(z, gen_c)
-        d_real = D(real_img, c)
-        d_fake = D(gen_img.detach(), gen_c)
+        d_real = D(aug(real_img), c)
+        d_fake = D(aug(gen_img.detach()), gen_c)
         d_loss = d_loss_fn(d_real, d_fake)
         opt_D.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_D.step()
 
         # G step: fool the updated D
-        g_loss = g_loss_fn(D(gen_img, gen_c))
+        g_loss = g_loss_fn(D(aug(gen_img), gen_c))
         opt_G.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_G.step()
