@@ -67,12 +67,12 @@ def show_params(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None) ->
     typer.echo(yaml.safe_dump(_load(params, set_).to_dict(), sort_keys=False).rstrip())
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors print one line and exit non-zero, without a traceback."""
     from components.errors import GanopsError
 
     try:
-        app()  # standalone: click prints usage errors itself and exits 2
+        app(args=argv)  # standalone: click prints usage errors itself and exits 2
     except GanopsError as err:
         typer.secho(f"error: {err}", fg="red", err=True)
         sys.exit(err.exit_code)

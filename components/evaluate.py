@@ -55,6 +55,47 @@ class Classifier(nn.Module):
         return self.head(self.features(images))
 
 
+class AutoEncoder(Classifier):
+    """For unlabeled data: the same encoder, trained to reconstruct instead of to classify."""
+
+    def __init__(self, channels: int, image_size: int):
+        super().__init__(channels, 1)
+        self.image_size = image_size
+        self.head = nn.Sequential(
+            nn.Linear(self.num_features, 64 * 49),
+            nn.ReLU(inplace=True),
+            nn.Unflatten(1, (64, 7, 7)),
+            nn.ConvTranspose2d(64, 32, 4, 2, 1),
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(32, channels, 4, 2, 1),
+            nn.Tanh(),  # (B, C, 28, 28)
+        )
+
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        out = self.head(self.features(images))
+        if out.shape[-1] != self.image_size:
+            out = nn.functional.interpolate(out, size=self.image_size, mode="bilinear")
+        return out
+
+
+def train_autoencoder(images: np.ndarray, epochs: int, seed: int) -> AutoEncoder:
+    """Fit the label-free feature extractor on real uint8 images (MSE reconstruction)."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    net = AutoEncoder(images.shape[1], images.shape[2])
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    x = torch.from_numpy(np.ascontiguousarray(images))
+    net.train()
+    for _ in range(epochs):
+        for idx in torch.randperm(len(x), generator=gen).split(64):
+            target = x[idx].float() / 127.5 - 1.0
+            loss = nn.functional.mse_loss(net.reconstruct(x[idx]), target)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return net.eval().requires_grad_(False)
+
+
 def train_classifier(
     images: np.ndarray, labels: np.ndarray, num_classes: int, epochs: int, seed: int
 ) -> Classifier:
@@ -63,7 +104,7 @@ def train_classifier(
     torch.manual_seed(seed)
     clf = Classifier(images.shape[1], num_classes)
     opt = torch.optim.Adam(clf.parameters(), lr=1e-3)
-    x, y = torch.from_numpy(images), torch.from_numpy(labels)
+    x, y = torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels)
     clf.train()
     for _ in range(epochs):
         for idx in torch.randperm(len(x), generator=gen).split(64):
@@ -84,33 +125,45 @@ def predict(
     """(features (N, F), predicted labels (N,)) for uint8 images, in fixed-size batches."""
     x = torch.as_tensor(images)
     feats = torch.cat([clf.features(b) for b in x.split(BATCH)])
+    if isinstance(clf, AutoEncoder):
+        return feats, torch.full((len(feats),), -1)
     return feats, clf.head(feats).argmax(1)
 
 
 def load_or_train_classifier(
     cfg: EvaluateConfig, layout: Layout, data: Dataset
-) -> tuple[Classifier, float]:
-    """The classifier for this dataset hash: from cache, or trained and cached. Returns test acc."""
+) -> tuple[Classifier, float | None]:
+    """The feature network for this dataset hash, from cache or trained and cached.
+
+    Labelled data: a classifier (returns its test accuracy). Unlabeled: an autoencoder (None).
+    """
     from safetensors.torch import load_file, save_file
 
-    key = f"{data.manifest['content_hash'][:16]}-e{cfg.classifier_epochs}"
+    kind = "clf" if data.num_classes else "ae"
+    key = f"{data.manifest['content_hash'][:16]}-{kind}-e{cfg.classifier_epochs}"
     weights = layout.classifier_cache / f"{key}.safetensors"
     info = layout.classifier_cache / f"{key}.json"
-    channels = data.images.shape[1]
-    test_x, test_y = data.split("test")
-    clf = Classifier(channels, data.num_classes)
+    channels, size = data.images.shape[1], data.images.shape[2]
+    net = (
+        Classifier(channels, data.num_classes) if data.num_classes else AutoEncoder(channels, size)
+    )
     if weights.is_file() and info.is_file():
-        clf.load_state_dict(load_file(str(weights)))
-        return clf.eval().requires_grad_(False), read_json(info)["test_acc"]
+        net.load_state_dict(load_file(str(weights)))
+        return net.eval().requires_grad_(False), read_json(info)["test_acc"]
     train_x, train_y = data.split("train")
-    clf = train_classifier(train_x, train_y, data.num_classes, cfg.classifier_epochs, seed=0)
-    acc = float((predict(clf, test_x)[1].numpy() == test_y).mean())
+    acc = None
+    if data.num_classes:
+        net = train_classifier(train_x, train_y, data.num_classes, cfg.classifier_epochs, seed=0)
+        test_x, test_y = data.split("test")
+        acc = float((predict(net, test_x)[1].numpy() == test_y).mean())
+    else:
+        net = train_autoencoder(train_x, cfg.classifier_epochs, seed=0)
     layout.classifier_cache.mkdir(parents=True, exist_ok=True)
     tmp = weights.with_suffix(".tmp")
-    save_file(clf.state_dict(), str(tmp))
+    save_file(net.state_dict(), str(tmp))
     tmp.replace(weights)
     write_json(info, {"test_acc": acc, "dataset_hash": data.manifest["content_hash"]})
-    return clf, acc
+    return net, acc
 
 
 # --- metrics on feature sets: registry keyed by name ---------------------------------------
@@ -218,7 +271,10 @@ def run(cfg: EvaluateConfig, layout: Layout) -> dict:
     clf, clf_acc = load_or_train_classifier(cfg, layout, data)
     G, spec = load_g_ema(layout.models)
     metrics = evaluate(cfg, data, G, clf)
-    metrics["classifier_acc"] = clf_acc
+    if clf_acc is not None:
+        metrics["classifier_acc"] = clf_acc
+    else:
+        print("evaluate: unlabeled data: features from an autoencoder; class-based metrics skipped")
     metrics["fid_ratio"] = metrics["fid"] / max(metrics["fid_floor"], 1e-12)
     rows = max(data.num_classes, 1)
     labels = np.repeat(np.arange(rows), 10) if data.num_classes else None
