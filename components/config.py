@@ -65,6 +65,7 @@ class TrainConfig(_Section):
     beta2: Annotated[float, Field(ge=0, lt=1)]
     ema_half_life_kimg: Annotated[float, Field(ge=0)]
     diffaugment: str
+    spectral_norm_d: bool
     seed: int
     devices: PosInt
     log_every: PosInt

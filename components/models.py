@@ -67,8 +67,18 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, num_classes: int, channels: int, image_size: int, width: int):
+    """spectral_norm=True: SN-DCGAN (Miyato et al. 2018), spectral norm on every layer, no BN."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        channels: int,
+        image_size: int,
+        width: int,
+        spectral_norm: bool = False,
+    ):
         super().__init__()
+        sn = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
         self.channels, self.image_size = channels, image_size
         base = BASE_RES.get(image_size, 4)
         n_down = _num_upsamplings(image_size)
@@ -76,15 +86,15 @@ class Discriminator(nn.Module):
         layers: list[nn.Module] = []
         prev = channels
         for i, ch in enumerate(chans):
-            layers.append(nn.Conv2d(prev, ch, 4, 2, 1, bias=i == 0))
-            if i > 0:
+            layers.append(sn(nn.Conv2d(prev, ch, 4, 2, 1, bias=i == 0 or spectral_norm)))
+            if i > 0 and not spectral_norm:
                 layers.append(nn.BatchNorm2d(ch))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             prev = ch
         self.features = nn.Sequential(*layers)
         feat_dim = width * base * base
-        self.linear = nn.Linear(feat_dim, 1)
-        self.embed = nn.Embedding(num_classes, feat_dim) if num_classes else None
+        self.linear = sn(nn.Linear(feat_dim, 1))
+        self.embed = sn(nn.Embedding(num_classes, feat_dim)) if num_classes else None
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         assert_shape(img, (None, self.channels, self.image_size, self.image_size))

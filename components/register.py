@@ -133,6 +133,7 @@ def run(cfg: RegisterConfig, layout: Layout) -> dict:
         run = client.get_run(run_id)
         tags = {
             "dataset_hash": run.data.tags.get("dataset_hash", "unknown"),
+            "dataset_dvc_md5": run.data.tags.get("dataset_dvc_md5", "unknown"),
             "git_commit": tracking.git_commit(layout.root),
             "params_hash": params_hash(run),
             "run_id": run_id,

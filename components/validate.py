@@ -249,11 +249,32 @@ def validate_dataset(cfg: ValidateConfig, data: Dataset, layout: Layout) -> list
     return results
 
 
+def log_to_mlflow(layout: Layout, manifest: dict, passed: bool) -> None:
+    """Pass or fail, the verdict and the Data Docs go to a `validate` run in the experiment."""
+    import mlflow
+
+    from components import tracking
+
+    experiment_id = tracking.setup(layout)
+    tags = {
+        "ganops.stage": "validate",
+        "dataset_hash": manifest["content_hash"],
+        "passed": str(passed).lower(),
+    }
+    with mlflow.start_run(
+        experiment_id=experiment_id, tags=tags, run_name=f"validate-{manifest['content_hash'][:8]}"
+    ):
+        mlflow.log_artifact(str(layout.validation_result))
+        mlflow.log_artifacts(str(layout.validation / "data_docs"), artifact_path="data_docs")
+
+
 def run(cfg: ValidateConfig, layout: Layout) -> dict:
     """The validate stage: raises ValidationFailed (one line per failed check) on a bad dataset."""
-    results = validate_dataset(cfg, load_dataset(layout), layout)
+    data = load_dataset(layout)
+    results = validate_dataset(cfg, data, layout)
     docs = layout.validation / "data_docs" / "index.html"
     print(f"validate: Data Docs at {docs}")
+    log_to_mlflow(layout, data.manifest, passed=all(r["success"] for r in results))
     failed = failure_lines(results)
     if failed:
         raise ValidationFailed(

@@ -50,7 +50,13 @@ def test_flow_registers_a_champion_that_generates(project, prefect_harness):
     assert np.array_equal(images[:10], images[10:])  # deterministic per seed
 
     version = mlflow.MlflowClient().get_model_version_by_alias("ganops-generator", "champion")
-    assert {"dataset_hash", "git_commit", "params_hash", "decision_reason"} <= set(version.tags)
+    assert {
+        "dataset_hash",
+        "dataset_dvc_md5",
+        "git_commit",
+        "params_hash",
+        "decision_reason",
+    } <= set(version.tags)
 
     # The flow and dvc.yaml agree on the stages and their order.
     dvc_stages = list(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
@@ -64,4 +70,9 @@ def test_failed_validation_stops_before_training(project, prefect_harness):
         ganops_pipeline(params_file="params.yaml", overrides=["validate.min_images=100000"])
     assert (project / "reports" / "validation" / "data_docs" / "index.html").is_file()
     assert not (project / "models").exists()
-    assert not (project / "mlflow.db").exists()  # registry untouched
+    import mlflow
+
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    assert mlflow.MlflowClient().search_registered_models() == []  # registry untouched
+    (failed_run,) = mlflow.search_runs(experiment_names=["ganops"], output_format="list")
+    assert failed_run.data.tags["passed"] == "false"  # the verdict is in MLflow all the same

@@ -107,6 +107,7 @@ def run(cfg: TrainConfig, layout: Layout) -> dict:
             mlflow.set_tags(
                 {
                     "dataset_hash": data.manifest["content_hash"],
+                    "dataset_dvc_md5": tracking.dvc_md5(layout.processed),
                     "dataset_source": data.manifest["source"],
                     "device": str(device),
                     "git_commit": tracking.git_commit(layout.root),
@@ -141,6 +142,8 @@ def run(cfg: TrainConfig, layout: Layout) -> dict:
         pd.DataFrame(state.history).to_csv(layout.train_log, index=False)
         mlflow.log_artifacts(str(layout.models), artifact_path="models")
         mlflow.log_artifact(str(layout.train_log))
+        if layout.validation_result.is_file():
+            mlflow.log_artifact(str(layout.validation_result))
         summary = {
             "run_id": run_id,
             "steps": state.step,

@@ -46,7 +46,7 @@ def seed_everything(seed: int) -> None:
 
 def build_models(cfg: TrainConfig, num_classes: int, channels: int, image_size: int):
     G = Generator(cfg.z_dim, num_classes, channels, image_size, cfg.g_channels)
-    D = Discriminator(num_classes, channels, image_size, cfg.d_channels)
+    D = Discriminator(num_classes, channels, image_size, cfg.d_channels, cfg.spectral_norm_d)
     G.apply(init_weights)
     D.apply(init_weights)
     return G, D
