@@ -79,27 +79,50 @@ def test_each_source_kind_runs_end_to_end(proj, tmp_path, kind):
     assert images.shape == (2, channels, 28, 28) and images.dtype == np.uint8
 
 
+def _truncated(t):
+    root = datagen.image_folder(t / "p")
+    png = root / "cat" / "003.png"
+    png.write_bytes(png.read_bytes()[:60])
+    return root
+
+
+def _npz(t, images, labels):
+    np.savez(t / "d.npz", images=images, labels=labels)
+    return t / "d.npz"
+
+
+GOOD_NPZ = np.random.default_rng(0).uniform(0, 255, (40, 28, 28))
 BAD = {
     "missing path": lambda t: t / "missing",
     "empty folder": lambda t: (t / "empty").mkdir() or t / "empty",
     "not an image": lambda t: (
         (datagen.image_folder(t / "p") / "cat" / "x.png").write_text("no") and t / "p"
     ),
+    "truncated image": _truncated,
     "npz without images": lambda t: np.savez(t / "x.npz", foo=np.zeros(3)) or t / "x.npz",
-    "npz with NaN": lambda t: (
-        np.savez(t / "n.npz", images=np.full((40, 28, 28), np.nan)) or t / "n.npz"
+    "npz with NaN": lambda t: _npz(
+        t, np.where(GOOD_NPZ > 250, np.nan, GOOD_NPZ), np.arange(40) % 2
+    ),
+    "npz out of range": lambda t: _npz(t, GOOD_NPZ * 2, np.arange(40) % 2),
+    "npz labels wrong length": lambda t: _npz(t, GOOD_NPZ, np.arange(39) % 2),
+    "npz negative labels": lambda t: _npz(t, GOOD_NPZ, np.arange(40) % 2 - 1),
+    "label outside named classes": lambda t: (
+        datagen.image_folder(t / "p", classes=("cat", "dog", "emu")),
+        "ingest.classes=[cat, dog]",
     ),
     "single class": lambda t: datagen.image_folder(t / "one", classes=("cat",)),
     "too small": lambda t: datagen.image_folder(t / "few", n=4),
-    "zip traversal": lambda t: _traversal_zip(t / "evil.zip"),
+    "all blank": lambda t: _npz(t, np.full((40, 28, 28), 9.0), np.arange(40) % 2),
+    "zip traversal": lambda t: _evil_zip(t / "evil.zip", "../../evil.png"),
+    "zip absolute entry": lambda t: _evil_zip(t / "abs.zip", "/tmp/abs.png"),
 }
 
 
-def _traversal_zip(path):
+def _evil_zip(path, name):
     import zipfile
 
     with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("../../evil.png", b"x")
+        zf.writestr(name, b"x")
     return path
 
 
@@ -114,9 +137,10 @@ def test_bad_input_exits_nonzero_without_traceback_and_keeps_champion(proj, tmp_
     for case, make in BAD.items():
         folder = tmp_path / case.replace(" ", "_")
         folder.mkdir()
-        src = make(folder)
+        made = make(folder)
+        src, extra = made if isinstance(made, tuple) else (made, None)
         capfd.readouterr()
-        code = ganops_run(f"ingest.source={src}")
+        code = ganops_run(f"ingest.source={src}", *([extra] if extra else []))
         out = capfd.readouterr()
         text = out.out + out.err
         assert code != 0, case
