@@ -59,6 +59,24 @@ def stage(
     typer.echo(f"{name} done: {result}")
 
 
+@app.command()
+def compare(
+    real: Annotated[Path, typer.Argument(help="reference set: .npz or image folder")],
+    fake: Annotated[Path, typer.Argument(help="candidate set: .npz or image folder")],
+    epochs: Annotated[int, typer.Option(help="epochs of the feature network")] = 5,
+    nearest_k: Annotated[int, typer.Option(help="k of the k-NN manifolds")] = 3,
+    kid_subset_size: Annotated[int, typer.Option(help="KID subset size")] = 500,
+    seed: int = 0,
+) -> None:
+    """Print every metric between two sample sets as one JSON object."""
+    import json
+
+    from components.evaluate.compare import compare as run_compare
+
+    result = run_compare(real, fake, epochs, nearest_k, kid_subset_size, seed)
+    typer.echo(json.dumps(result, sort_keys=True))
+
+
 @app.command("show-params")
 def show_params(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None) -> None:
     """Print the resolved params (a dry run: nothing is trained)."""

@@ -86,6 +86,18 @@ class EvaluateConfig(_Section):
     seed: int
     classifier_epochs: PosInt
     kid_subset_size: Annotated[int, Field(ge=2)]
+    nearest_k: PosInt
+    metrics: list[str]
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, value: list[str]) -> list[str]:
+        from components.evaluate.metrics import METRICS
+
+        unknown = [m for m in value if m not in METRICS]
+        if unknown:
+            raise ValueError(f"unknown metric {unknown[0]!r} (one of {', '.join(METRICS)})")
+        return value
 
     @model_validator(mode="after")
     def _subset_fits(self) -> EvaluateConfig:

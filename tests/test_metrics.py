@@ -1,4 +1,4 @@
-"""Code: the feature-space metrics behave as their definitions say."""
+"""Code: the evaluation metrics behave as their definitions say."""
 
 from __future__ import annotations
 
@@ -6,34 +6,103 @@ import numpy as np
 import pytest
 import torch
 
-from components.evaluate import fid, kid
+from components.evaluate.metrics import Pair, Side, compute, frechet
+
+FEATURE_METRICS = ["fid", "kid", "prdc"]
 
 
-@pytest.fixture
-def feats():
-    gen = torch.Generator().manual_seed(0)
-    return torch.randn(600, 8, generator=gen, dtype=torch.float64)
+def clusters(n_per=60, classes=(0, 1, 2, 3, 4, 5, 6, 7, 8, 9), dim=8, seed=0, spread=0.5):
+    """Labelled Gaussian blobs in feature space: a stand-in for a domain classifier's features."""
+    rng = np.random.default_rng(seed)
+    centres = np.random.default_rng(99).normal(0, 4, (10, dim))
+    labels = np.repeat(np.array(classes), n_per)
+    feats = centres[labels] + rng.normal(0, spread, (len(labels), dim))
+    return Side(None, torch.from_numpy(feats), labels, labels.copy())
 
 
-def test_identical_sets_give_zero(feats):
-    assert fid(feats, feats) == pytest.approx(0.0, abs=1e-6)
-    # KID is unbiased over random subsets: identical sets scatter around 0, far below a real gap
-    same, shifted = kid(feats, feats, subset_size=200), kid(feats, feats + 1.0, subset_size=200)
+def pair(real, other, **kw):
+    return Pair(real, other, num_classes=10, nearest_k=3, kid_subset_size=200, **kw)
+
+
+def scores(real, other):
+    names = ["fid", "kid", "prdc", "intra_fid", "cond_acc", "modes"]
+    return compute(names, pair(real, other))
+
+
+def test_identical_sets_are_indistinguishable():
+    real = clusters()
+    s = scores(real, real)
+    assert s["fid"] == pytest.approx(0.0, abs=1e-6)
+    assert s["precision"] == s["recall"] == s["coverage"] == 1.0
+    assert s["modes_covered"] == 10 and s["mode_kl"] == pytest.approx(0.0, abs=1e-9)
+    # KID is unbiased, so identical sets scatter around 0, far below a real gap
+    g = torch.randn(600, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    same = compute(["kid"], pair(Side(None, g), Side(None, g)))["kid"]
+    shifted = compute(["kid"], pair(Side(None, g), Side(None, g + 1.0)))["kid"]
     assert abs(same) < 0.02 * shifted
-
-
-def test_shift_increases_fid_and_kid(feats):
-    other = torch.randn(600, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    near, far = fid(feats, other), fid(feats, other + 1.0)
-    assert far > near + 5.0  # a mean shift of 1 in 8 dims adds ~8
-    assert kid(feats, other + 1.0, subset_size=200) > kid(feats, other, subset_size=200)
 
 
 def test_fid_matches_closed_form_for_gaussians():
     rng = np.random.default_rng(0)
-    n, d = 20000, 4
-    a = rng.normal(0, 1, (n, d))
-    b = rng.normal(0.5, 2, (n, d))
-    # FID(N(0, I), N(0.5, 4I)) = d * 0.25 + tr(I + 4I - 2*2I) = d * (0.25 + 1)
-    expected = d * 1.25
-    assert fid(torch.from_numpy(a), torch.from_numpy(b)) == pytest.approx(expected, rel=0.05)
+    a = torch.from_numpy(rng.normal(0, 1, (20000, 4)))
+    b = torch.from_numpy(rng.normal(0.5, 2, (20000, 4)))
+    # FID(N(0, I), N(0.5, 4I)) = |mu|^2 + tr(I + 4I - 2 * 2I) = 4 * 0.25 + 4 * 1
+    assert frechet(a, b) == pytest.approx(5.0, rel=0.05)
+
+
+def test_dropping_half_the_classes_loses_coverage_and_modes():
+    real = clusters(seed=0)
+    full = scores(real, clusters(seed=1))
+    half = scores(real, clusters(n_per=120, classes=(0, 1, 2, 3, 4), seed=1))
+    assert half["modes_covered"] == 5 and full["modes_covered"] == 10
+    assert half["coverage"] < 0.6 < 0.8 < full["coverage"]
+    assert half["recall"] < full["recall"]
+    assert half["mode_kl"] > full["mode_kl"] + 0.5  # KL(real || half) ~ log 2
+    assert half["fid"] > full["fid"]
+
+
+def test_pure_noise_scores_worst():
+    real = clusters(seed=0)
+    rng = np.random.default_rng(2)
+    noise_labels = np.repeat(np.arange(10), 60)
+    noise = Side(
+        None,
+        torch.from_numpy(rng.uniform(-15, 15, (600, 8))),
+        noise_labels,
+        rng.integers(0, 10, 600),
+    )
+    good, half = (
+        scores(real, clusters(seed=1)),
+        scores(real, clusters(n_per=120, classes=(0, 1, 2, 3, 4), seed=1)),
+    )
+    bad = scores(real, noise)
+    for key in ("fid", "kid", "intra_fid"):  # lower is better
+        assert bad[key] > max(good[key], half[key]), key
+    for key in ("precision", "density", "cond_acc"):  # higher is better
+        assert bad[key] < min(good[key], half[key]), key
+
+
+def test_no_metric_depends_on_the_batch_size(tmp_path, smoke_params):
+    """The whole evaluation (generation, features, metrics) at two batch sizes."""
+    from components.evaluate import evaluate
+    from components.evaluate.features import train_classifier
+    from components.ingest import load_dataset
+    from components.ingest import run as ingest_run
+    from components.layout import Layout
+    from components.models import Generator
+
+    layout = Layout(tmp_path)
+    ingest_run(smoke_params.ingest.model_copy(update={"source": "digits"}), layout)
+    data = load_dataset(layout)
+    torch.manual_seed(0)
+    G = Generator(16, 10, 1, 28, 32).eval()
+    x, y = data.split("train")
+    net = train_classifier(x[:300], y[:300], 10, 1, seed=0)
+    cfg = smoke_params.evaluate.model_copy(
+        update={"n_samples": 120, "kid_subset_size": 50, "classifier_epochs": 1}
+    )
+    small, _ = evaluate(cfg, data, G, net, batch=7)
+    large, _ = evaluate(cfg, data, G, net, batch=1000)
+    assert set(small) == set(large)
+    for key in small:
+        assert small[key] == pytest.approx(large[key], rel=1e-6, abs=1e-9), key

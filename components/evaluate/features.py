@@ -1,26 +1,20 @@
-"""evaluate: score G_ema against the held-out test split, offline, in a domain feature space.
-
-Inception weights cannot be downloaded here and mean little on digits, so features come from a
-small CNN classifier trained on the real train split (cached per dataset hash). Each metric is a
-small function of feature sets, in a registry keyed by name; each comes with its real-vs-real
-floor (train vs test, same n), so a value reads as "how far from indistinguishable".
+"""Feature networks for evaluation: a domain classifier (labelled data) or an autoencoder
+(unlabeled data), trained on the real train split and cached per dataset hash. Their penultimate
+layer is the space every feature metric is measured in: Inception weights cannot be downloaded
+here, and mean little on digits anyway.
 """
 
 from __future__ import annotations
-
-import json
-from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from components.config import EvaluateConfig
-from components.ingest import Dataset, load_dataset
+from components.ingest import Dataset
 from components.layout import Layout, read_json, write_json
 
-BATCH = 500  # images per forward pass; metrics do not depend on it
+BATCH = 500  # images per forward pass; no metric depends on it (tested)
 
 
 class Classifier(nn.Module):
@@ -120,11 +114,11 @@ def train_classifier(
 
 @torch.no_grad()
 def predict(
-    clf: Classifier, images: np.ndarray | torch.Tensor
+    clf: Classifier, images: np.ndarray | torch.Tensor, batch: int = BATCH
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(features (N, F), predicted labels (N,)) for uint8 images, in fixed-size batches."""
     x = torch.as_tensor(images)
-    feats = torch.cat([clf.features(b) for b in x.split(BATCH)])
+    feats = torch.cat([clf.features(b) for b in x.split(batch)])
     if isinstance(clf, AutoEncoder):
         return feats, torch.full((len(feats),), -1)
     return feats, clf.head(feats).argmax(1)
@@ -164,131 +158,3 @@ def load_or_train_classifier(
     tmp.replace(weights)
     write_json(info, {"test_acc": acc, "dataset_hash": data.manifest["content_hash"]})
     return net, acc
-
-
-# --- metrics on feature sets: registry keyed by name ---------------------------------------
-
-
-class _Identity(nn.Module):
-    """Lets torchmetrics take precomputed features as its 'images'."""
-
-    def __init__(self, num_features: int):
-        super().__init__()
-        self.num_features = num_features
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-
-def fid(real: torch.Tensor, fake: torch.Tensor, **_) -> float:
-    """Fréchet distance between Gaussians fitted to two feature sets (torchmetrics)."""
-    from torchmetrics.image.fid import FrechetInceptionDistance
-
-    metric = FrechetInceptionDistance(feature=_Identity(real.shape[1]))
-    metric.set_dtype(torch.float64)
-    metric.update(real.double(), real=True)
-    metric.update(fake.double(), real=False)
-    return max(float(metric.compute()), 0.0)
-
-
-def kid(
-    real: torch.Tensor, fake: torch.Tensor, subset_size: int = 500, seed: int = 0, **_
-) -> float:
-    """Kernel inception distance: unbiased polynomial-kernel MMD² (torchmetrics), subset mean."""
-    from torchmetrics.image.kid import KernelInceptionDistance
-
-    torch.manual_seed(seed)
-    metric = KernelInceptionDistance(
-        feature=_Identity(real.shape[1]), subset_size=min(subset_size, len(real), len(fake))
-    )
-    metric.update(real.double(), real=True)
-    metric.update(fake.double(), real=False)
-    mean, _std = metric.compute()
-    return float(mean)
-
-
-FEATURE_METRICS: dict[str, Callable[..., float]] = {"fid": fid, "kid": kid}
-
-
-# --- generating from G_ema ------------------------------------------------------------------
-
-
-def load_g_ema(models_dir: Path):
-    """G_ema from models/ (safetensors + spec json)."""
-    from components.models import load_generator
-
-    spec = json.loads((models_dir / "generator.json").read_text())
-    return load_generator(models_dir / "G_ema.safetensors", spec), spec
-
-
-@torch.no_grad()
-def generate(G, labels: np.ndarray | None, n: int, seed: int) -> np.ndarray:
-    """n uint8 images (N, C, H, W) for the given labels; image i uses latent seed `seed*10^6+i`."""
-    from components.images import to_uint8
-    from components.models import latents
-
-    z = latents(seed * 1_000_000 + np.arange(n), G.z_dim)  # (n, z_dim)
-    c = torch.as_tensor(labels[:n]) if labels is not None else None
-    out = [
-        to_uint8(G(z[i : i + BATCH], c[i : i + BATCH] if c is not None else None))
-        for i in range(0, n, BATCH)
-    ]
-    return np.concatenate(out)
-
-
-def evaluate(cfg: EvaluateConfig, data: Dataset, G, clf: Classifier) -> dict:
-    """All metrics of G against the test split, each with its real-vs-real floor."""
-    test_x, test_y = data.split("test")
-    train_x, _ = data.split("train")
-    n = min(cfg.n_samples, len(test_x), len(train_x))
-    rng = np.random.default_rng(cfg.seed)
-    test_idx = np.sort(rng.choice(len(test_x), n, replace=False))
-    train_idx = np.sort(rng.choice(len(train_x), n, replace=False))
-    asked = test_y[test_idx] if data.num_classes else None  # same class mix as the test set
-    gen_x = generate(G, asked, n, cfg.seed)
-
-    real_f, _ = predict(clf, test_x[test_idx])
-    floor_f, _ = predict(clf, train_x[train_idx])
-    fake_f, fake_pred = predict(clf, gen_x)
-    kw = {"subset_size": cfg.kid_subset_size, "seed": cfg.seed}
-    metrics: dict[str, float] = {"n": n, "seed": cfg.seed}
-    for name, fn in FEATURE_METRICS.items():
-        metrics[name] = fn(real_f, fake_f, **kw)
-        metrics[f"{name}_floor"] = fn(real_f, floor_f, **kw)
-    if data.num_classes:
-        metrics["cond_acc"] = float((fake_pred.numpy() == asked).mean())
-    return metrics
-
-
-def run(cfg: EvaluateConfig, layout: Layout) -> dict:
-    """The evaluate stage: reports/metrics.json, a sample grid, and the same numbers in MLflow."""
-    import mlflow
-
-    from components import tracking
-    from components.images import grid, save_png
-
-    data = load_dataset(layout)
-    clf, clf_acc = load_or_train_classifier(cfg, layout, data)
-    G, spec = load_g_ema(layout.models)
-    metrics = evaluate(cfg, data, G, clf)
-    if clf_acc is not None:
-        metrics["classifier_acc"] = clf_acc
-    else:
-        print("evaluate: unlabeled data: features from an autoencoder; class-based metrics skipped")
-    metrics["fid_ratio"] = metrics["fid"] / max(metrics["fid_floor"], 1e-12)
-    rows = max(data.num_classes, 1)
-    labels = np.repeat(np.arange(rows), 10) if data.num_classes else None
-    picture = save_png(
-        grid(generate(G, labels, rows * 10, cfg.seed + 1), rows),
-        layout.root / "reports" / "eval_samples.png",
-        3,
-    )
-    write_json(layout.metrics, metrics)
-
-    tracking.setup(layout)
-    with mlflow.start_run(run_id=tracking.train_run_id(layout)):
-        mlflow.log_params({f"evaluate.{k}": v for k, v in cfg.model_dump().items()})
-        mlflow.log_metrics({f"eval/{k}": float(v) for k, v in metrics.items()})
-        mlflow.log_artifact(str(layout.metrics))
-        mlflow.log_artifact(str(picture))
-    return metrics

@@ -1,0 +1,83 @@
+"""Pictures people would rather look at than read: sample grids, latent interpolations,
+nearest real neighbours (a memorisation check) and loss curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from components.evaluate.metrics import Side
+from components.images import grid, save_png, to_uint8
+from components.models import latents
+
+
+@torch.no_grad()
+def class_grid(G, num_classes: int, seed: int, path: Path, per_class: int = 10) -> Path:
+    """One row per class (or 10 rows when unconditional), `per_class` seeds per row."""
+    rows = num_classes or 10
+    z = latents(seed * 1_000_000 + 500_000 + np.arange(rows * per_class), G.z_dim)
+    c = torch.arange(rows).repeat_interleave(per_class) if num_classes else None
+    return save_png(grid(to_uint8(G(z, c)), rows), path, scale=2)
+
+
+@torch.no_grad()
+def interpolation_grid(G, num_classes: int, seed: int, path: Path, steps: int = 10) -> Path:
+    """Each row walks (spherically) from one latent to another at a fixed class."""
+    rows = num_classes or 8
+    ends = latents(seed * 1_000_000 + 700_000 + np.arange(2 * rows), G.z_dim).view(rows, 2, -1)
+    a, b = ends[:, 0], ends[:, 1]  # (rows, z_dim)
+    omega = torch.acos(
+        (a / a.norm(dim=1, keepdim=True) * b / b.norm(dim=1, keepdim=True)).sum(1).clamp(-1, 1)
+    )[:, None]  # (rows, 1)
+    t = torch.linspace(0, 1, steps)[None, :, None]  # (1, steps, 1)
+    so = torch.sin(omega)[:, None]
+    z = (torch.sin((1 - t) * omega[:, None]) / so) * a[:, None] + (
+        torch.sin(t * omega[:, None]) / so
+    ) * b[:, None]  # (rows, steps, z_dim)
+    c = torch.arange(rows).repeat_interleave(steps) if num_classes else None
+    return save_png(grid(to_uint8(G(z.reshape(rows * steps, -1), c)), rows), path, scale=2)
+
+
+def nearest_real_grid(generated: Side, train: Side, path: Path, rows: int = 8, k: int = 6) -> Path:
+    """Each row: a generated image, then its k nearest real training images in feature space.
+    Near-copies in a row mean the generator memorised its data."""
+    d = torch.cdist(generated.feats[:rows].double(), train.feats.double())  # (rows, N)
+    nearest = d.topk(k, largest=False).indices.numpy()  # (rows, k)
+    tiles = []
+    for r in range(min(rows, len(generated.images))):
+        tiles.append(generated.images[r])
+        tiles.extend(train.images[nearest[r]])
+    return save_png(grid(np.stack(tiles), min(rows, len(generated.images))), path, scale=2)
+
+
+def loss_curves(train_log: Path, path: Path) -> Path:
+    """d_loss, g_loss, D(x) and D(G(z)) against kimg, from the train stage's log."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import io
+
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from components.layout import atomic_write_bytes
+
+    log = pd.read_csv(train_log)
+    fig, (ax_loss, ax_d) = plt.subplots(1, 2, figsize=(10, 3.5))
+    ax_loss.plot(log["kimg"], log["d_loss"], label="d_loss")
+    ax_loss.plot(log["kimg"], log["g_loss"], label="g_loss")
+    ax_d.plot(log["kimg"], log["D_x"], label="D(x)")
+    ax_d.plot(log["kimg"], log["D_G_z"], label="D(G(z))")
+    for ax, title in ((ax_loss, "losses"), (ax_d, "discriminator outputs")):
+        ax.set_xlabel("kimg")
+        ax.set_title(title)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
