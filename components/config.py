@@ -70,6 +70,7 @@ class TrainConfig(_Section):
     devices: PosInt
     log_every: PosInt
     sample_every_kimg: PosFloat
+    eval_every_kimg: PosFloat
     ckpt_every_kimg: PosFloat
 
     @field_validator("diffaugment")

@@ -63,6 +63,10 @@ class Layout:
     def train_log(self) -> Path:
         return self.root / "reports" / "train_log.csv"
 
+    @property
+    def probe_log(self) -> Path:
+        return self.root / "reports" / "probe_log.csv"
+
     # evaluate
     @property
     def metrics(self) -> Path:

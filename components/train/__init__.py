@@ -59,14 +59,18 @@ def write_models(layout: Layout, state, spec: dict) -> None:
     target = layout.models
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".models-"))
+    states = {name: getattr(state, name).state_dict() for name in MODEL_FILES}
+    states["G_ema_last"] = states["G_ema"]
+    if state.best_G_ema is not None:
+        states["G_ema"] = state.best_G_ema  # the probe's best: what evaluate and register use
     try:
-        for name in MODEL_FILES:
-            tensors = {
-                k: v.detach().cpu().contiguous()
-                for k, v in getattr(state, name).state_dict().items()
-            }
+        for name, tensors in states.items():
+            tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
             save_file(tensors, str(tmp / f"{name}.safetensors"))
-        write_json(tmp / "generator.json", spec)
+        write_json(
+            tmp / "generator.json",
+            {**spec, "best_step": state.best_step, "best_probe_fid": state.best_metric},
+        )
         if target.exists():
             shutil.rmtree(target)
         tmp.rename(target)
@@ -124,6 +128,17 @@ def run(cfg: TrainConfig, layout: Layout) -> dict:
             shutil.copyfile(path, samples_dir / "latest.png")
             mlflow.log_artifact(str(path), artifact_path="samples")
 
+        from components.train.probe import Probe
+
+        probe = Probe(
+            images,
+            labels if num_classes else None,
+            num_classes,
+            cfg.z_dim,
+            layout.classifier_cache,
+            data.manifest["content_hash"],
+            seed=cfg.seed,
+        )
         bar, update = _progress_printer()
         with bar:
             state = fit(
@@ -135,13 +150,17 @@ def run(cfg: TrainConfig, layout: Layout) -> dict:
                 Callbacks(log=log, sample=sample),
                 device=device,
                 progress=update,
+                probe=probe,
             )
         spec = generator_spec(cfg, num_classes, images.shape[1], images.shape[2])
         spec["class_names"] = data.manifest["class_names"]
         write_models(layout, state, spec)
         pd.DataFrame(state.history).to_csv(layout.train_log, index=False)
+        pd.DataFrame(state.probes).to_csv(layout.probe_log, index=False)
         mlflow.log_artifacts(str(layout.models), artifact_path="models")
         mlflow.log_artifact(str(layout.train_log))
+        mlflow.log_artifact(str(layout.probe_log))
+        mlflow.set_tags({"best_step": state.best_step, "best_probe_fid": state.best_metric})
         if layout.validation_result.is_file():
             mlflow.log_artifact(str(layout.validation_result))
         summary = {

@@ -72,6 +72,12 @@ def save_checkpoint(ckpt_dir: Path, state: TrainState) -> Path:
         "opt_D": state.opt_D.state_dict(),
         "step": state.step,
         "history": state.history,
+        "probes": state.probes,
+        "best": {
+            "metric": state.best_metric,
+            "step": state.best_step,
+            "G_ema": state.best_G_ema or {},
+        },
         "rng": _rng_state(),
     }
     buf = io.BytesIO()
@@ -93,5 +99,9 @@ def load_checkpoint(ckpt_dir: Path, state: TrainState) -> Path | None:
         getattr(state, name).load_state_dict(payload[name])
     state.step = int(payload["step"])
     state.history = list(payload["history"])
+    state.probes = list(payload["probes"])
+    best = payload["best"]
+    state.best_metric, state.best_step = float(best["metric"]), int(best["step"])
+    state.best_G_ema = dict(best["G_ema"]) or None
     _set_rng_state(payload["rng"])
     return path

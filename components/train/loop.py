@@ -82,6 +82,10 @@ class TrainState:
     opt_D: torch.optim.Optimizer
     step: int = 0
     history: list[dict] = field(default_factory=list)
+    probes: list[dict] = field(default_factory=list)
+    best_metric: float = math.inf  # lowest probe FID so far
+    best_step: int = -1
+    best_G_ema: dict | None = None  # G_ema's state at best_step (CPU tensors)
 
 
 @dataclass
@@ -100,6 +104,25 @@ def fixed_inputs(cfg: TrainConfig, num_classes: int, device: torch.device, per_c
     return z.to(device), (c.to(device) if c is not None else None)
 
 
+def check_probe(state: TrainState, probe, callbacks: Callbacks) -> None:
+    """Probe G_ema; keep it when it is the best so far; warn when classes go missing."""
+    result = probe(state.G_ema)
+    if result["probe_fid"] < state.best_metric:
+        state.best_metric, state.best_step = result["probe_fid"], state.step
+        state.best_G_ema = {
+            k: v.detach().cpu().clone() for k, v in state.G_ema.state_dict().items()
+        }
+    covered = [h["probe_modes_covered"] for h in state.probes if "probe_modes_covered" in h]
+    if "probe_modes_covered" in result and covered and result["probe_modes_covered"] < max(covered):
+        print(
+            f"train: warning: mode coverage fell to {result['probe_modes_covered']} classes "
+            f"at step {state.step} (was {max(covered)}): possible mode collapse"
+        )
+    result["best_probe_fid"] = state.best_metric
+    state.probes.append({"step": state.step, **result})
+    callbacks.log(state.step, result)
+
+
 def fit(
     cfg: TrainConfig,
     real_images: np.ndarray,
@@ -109,6 +132,7 @@ def fit(
     callbacks: Callbacks,
     device: torch.device | None = None,
     progress: Callable[[int, int, dict], None] | None = None,
+    probe: Callable[[torch.nn.Module], dict] | None = None,
 ) -> TrainState:
     """Train G and D on uint8 images (N, C, H, W); resume from `ckpt_dir` when it holds a state."""
     device = device or pick_device()
@@ -135,7 +159,8 @@ def fit(
     batch = cfg.batch_size
     total_steps = math.ceil(cfg.kimg * 1000 / batch)
     steps_per = {
-        k: max(1, round(getattr(cfg, f"{k}_every_kimg") * 1000 / batch)) for k in ("sample", "ckpt")
+        k: max(1, round(getattr(cfg, f"{k}_every_kimg") * 1000 / batch))
+        for k in ("sample", "ckpt", "eval")
     }
     ema_beta = 0.5 ** (batch / max(cfg.ema_half_life_kimg * 1000, 1e-8))
     stats = torch.zeros(len(STAT_NAMES), device=device)
@@ -198,6 +223,8 @@ def fit(
                 progress(state.step, total_steps, row)
             stats.zero_()
             window_start, window_steps = time.perf_counter(), 0
+        if probe is not None and (state.step % steps_per["eval"] == 0 or done):
+            check_probe(state, probe, callbacks)
         if state.step % steps_per["sample"] == 0 or done:
             with torch.no_grad():
                 callbacks.sample(state.step, G_ema(fixed_z, fixed_c))
