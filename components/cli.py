@@ -77,6 +77,26 @@ def compare(
     typer.echo(json.dumps(result, sort_keys=True))
 
 
+@app.command()
+def generate(
+    model: Annotated[str, typer.Option(help="model URI")] = "models:/ganops-generator@champion",
+    n: Annotated[int, typer.Option("-n", help="number of images")] = 1000,
+    out: Annotated[Path, typer.Option(help="output folder, or FILE.npz")] = Path("synthetic"),
+    label: Annotated[int | None, typer.Option(help="make only this class")] = None,
+    balanced: Annotated[bool, typer.Option(help="equal share of every class")] = False,
+    seed: int = 0,
+    truncation: Annotated[float, typer.Option(help="< 1: truncation trick")] = 1.0,
+) -> None:
+    """Write a synthetic dataset (image folder or .npz) from a registered generator."""
+    from components import tracking
+    from components.generate import generate as run_generate
+    from components.layout import Layout
+
+    tracking.setup(Layout.here())
+    manifest = run_generate(model, n, out, label, balanced, seed, truncation)
+    typer.echo(f"wrote {manifest['n_images']} images to {out} (from {model})")
+
+
 @app.command("show-params")
 def show_params(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None) -> None:
     """Print the resolved params (a dry run: nothing is trained)."""

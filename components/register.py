@@ -107,6 +107,9 @@ def log_generator(layout: Layout, spec: dict, name: str):
         signature=model_signature(spec),
         input_example=example,
         pip_requirements=pip_requirements(),
+        metadata={
+            k: spec[k] for k in ("num_classes", "class_names", "channels", "image_size", "z_dim")
+        },
         registered_model_name=name,
     )
 
