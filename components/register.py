@@ -114,6 +114,43 @@ def log_generator(layout: Layout, spec: dict, name: str):
     )
 
 
+def model_card(metrics: dict, tags: dict, params: dict, alias: str, reason: str) -> str:
+    """The version's description: data, metrics with floors, key params, commit, decision."""
+    rows = [
+        f"| {k} | {metrics[k]:.4g} | {metrics.get(k + '_floor', float('nan')):.4g} |"
+        for k in sorted(metrics)
+        if not k.endswith("_floor") and k + "_floor" in metrics
+    ]
+    keys = (
+        "train.kimg",
+        "train.batch_size",
+        "train.z_dim",
+        "train.lr_g",
+        "train.lr_d",
+        "train.spectral_norm_d",
+        "train.seed",
+        "evaluate.n_samples",
+    )
+    return "\n".join(
+        [
+            "# ganops generator (G_ema)",
+            f"**Decision:** `@{alias}`: {reason}",
+            "",
+            f"- dataset content hash: `{tags['dataset_hash']}`",
+            f"- dataset DVC md5: `{tags['dataset_dvc_md5']}`",
+            f"- git commit: `{tags['git_commit']}`, params hash `{tags['params_hash']}`",
+            "",
+            "| metric | value | real-vs-real floor |",
+            "|---|---|---|",
+            *rows,
+            "",
+            "| param | value |",
+            "|---|---|",
+            *[f"| {k} | {params[k]} |" for k in keys if k in params],
+        ]
+    )
+
+
 def run(cfg: RegisterConfig, layout: Layout) -> dict:
     """The register stage: returns the decision (version, alias, reason, metrics)."""
     import mlflow
@@ -148,6 +185,11 @@ def run(cfg: RegisterConfig, layout: Layout) -> dict:
         }
         for key, value in tags.items():
             client.set_model_version_tag(cfg.model_name, version, key, value)
+        client.update_model_version(
+            cfg.model_name,
+            version,
+            description=model_card(metrics, tags, run.data.params, alias, reason),
+        )
         client.set_registered_model_alias(cfg.model_name, alias, version)
         decision = {
             "model_name": cfg.model_name,
