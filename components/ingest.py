@@ -181,6 +181,7 @@ def run(cfg: IngestConfig, layout: Layout) -> dict:
     scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=".extract-"))
     try:
         manifest = build(cfg, tmp, scratch)
+        manifest["params"] = cfg.model_dump(mode="json")  # logged on the MLflow run by train
         write_json(tmp / layout.manifest.name, manifest)
         if target.exists():
             shutil.rmtree(target)

@@ -233,6 +233,9 @@ def validate_dataset(cfg: ValidateConfig, data: Dataset, layout: Layout) -> list
     try:
         results = check(summary, build_suite(cfg, data.manifest), tmp / "data_docs")
         summary.to_csv(tmp / "summary.csv", index=False)
+        # for the MLflow run (train logs it); kept out of validation.json, which train depends
+        # on, so a changed threshold does not retrain an unchanged dataset
+        write_json(tmp / "params.json", cfg.model_dump(mode="json"))
         if out_dir.exists():
             shutil.rmtree(out_dir)
         tmp.rename(out_dir)

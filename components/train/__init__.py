@@ -107,7 +107,13 @@ def run(cfg: TrainConfig, layout: Layout) -> dict:
         run_id = active.info.run_id
         write_json(run_file, {"run_id": run_id})
         if resumed_run is None:
-            mlflow.log_params({f"train.{k}": v for k, v in cfg.model_dump().items()})
+            upstream = {"ingest": data.manifest.get("params", {})}
+            if (layout.validation / "params.json").is_file():
+                upstream["validate"] = read_json(layout.validation / "params.json")
+            upstream["train"] = cfg.model_dump(mode="json")
+            mlflow.log_params(
+                {f"{s}.{k}": v for s, sec in upstream.items() for k, v in sec.items()}
+            )
             mlflow.set_tags(
                 {
                     "dataset_hash": data.manifest["content_hash"],
