@@ -29,8 +29,9 @@ def checkpoint_dir(cfg: TrainConfig, layout: Layout, data_hash: str) -> Path:
     return layout.checkpoints / hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
-def _progress_printer():
-    """A rich progress bar: step, kimg, losses and img/s."""
+def _progress_printer(log_every: int):
+    """A rich progress bar: step, kimg, losses and img/s. Without a terminal (CI, logs,
+    Prefect workers) it prints a plain line at every tenth of the run instead."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     bar = Progress(
@@ -48,6 +49,11 @@ def _progress_printer():
             f"  D(x) {row['D_x']:.2f}  D(G(z)) {row['D_G_z']:.2f}  {row['img_per_s']:.0f} img/s"
         )
         bar.update(task, completed=step, total=total, info=info)
+        tenth = max(total // 10, 1)
+        if not bar.console.is_terminal and (
+            step // tenth != (step - log_every) // tenth or step == total
+        ):
+            print(f"train: step {step}/{total}  {info}", flush=True)
 
     return bar, update
 
@@ -145,7 +151,7 @@ def run(cfg: TrainConfig, layout: Layout) -> dict:
             data.manifest["content_hash"],
             seed=cfg.seed,
         )
-        bar, update = _progress_printer()
+        bar, update = _progress_printer(cfg.log_every)
         with bar:
             state = fit(
                 cfg,
