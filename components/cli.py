@@ -97,6 +97,36 @@ def generate(
     typer.echo(f"wrote {manifest['n_images']} images to {out} (from {model})")
 
 
+ModelOpt = Annotated[str, typer.Option("--model-name", help="registered model")]
+
+
+@app.command()
+def promote(
+    version: Annotated[str, typer.Argument(help="model version to make @champion")],
+    reason: Annotated[str, typer.Option(help="why (recorded on the version)")],
+    model_name: ModelOpt = "ganops-generator",
+) -> None:
+    """Make VERSION the champion by hand; the old champion becomes @previous-champion."""
+    from components.layout import Layout
+    from components.register import promote as run_promote
+
+    d = run_promote(Layout.here(), model_name, version, reason)
+    typer.echo(f"{model_name} v{d['version']} -> @champion (was v{d['champion_before']})")
+
+
+@app.command()
+def rollback(
+    reason: Annotated[str, typer.Option(help="why (recorded on the version)")],
+    model_name: ModelOpt = "ganops-generator",
+) -> None:
+    """Put @previous-champion back as @champion."""
+    from components.layout import Layout
+    from components.register import rollback as run_rollback
+
+    d = run_rollback(Layout.here(), model_name, reason)
+    typer.echo(f"{model_name} v{d['version']} -> @champion (was v{d['champion_before']})")
+
+
 @app.command("show-params")
 def show_params(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None) -> None:
     """Print the resolved params (a dry run: nothing is trained)."""

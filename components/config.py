@@ -113,6 +113,9 @@ class RegisterConfig(_Section):
     model_name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
     max_fid_ratio: PosFloat
     min_cond_acc: Fraction
+    min_modes_covered_fraction: Fraction
+    min_tstr: Fraction
+    fid_margin: Annotated[float, Field(ge=0, lt=1)]
 
 
 class Params(_Section):

@@ -23,3 +23,7 @@ class ValidationFailed(GanopsError):
 
 class TrainingDiverged(GanopsError):
     """A loss or gradient became NaN/inf."""
+
+
+class RegistryError(GanopsError):
+    """A registry operation cannot be done (no such version, no alias to roll back to)."""

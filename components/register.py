@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from components.config import RegisterConfig
-from components.errors import DataError
+from components.errors import DataError, RegistryError
 from components.layout import Layout, read_json, write_json
 
 COMPONENTS_DIR = Path(__file__).resolve().parent
+LOCK_DIR = Path.home() / ".cache" / "ganops" / "locks"
 
 
 def gate_failures(cfg: RegisterConfig, metrics: dict) -> list[str]:
@@ -30,21 +33,39 @@ def gate_failures(cfg: RegisterConfig, metrics: dict) -> list[str]:
         failures.append(
             f"cond_acc {metrics['cond_acc']:.3f} < register.min_cond_acc {cfg.min_cond_acc}"
         )
+    if "modes_covered" in metrics:
+        share = metrics["modes_covered"] / max(metrics["modes_covered_floor"], 1)
+        if share < cfg.min_modes_covered_fraction:
+            failures.append(
+                f"modes_covered {metrics['modes_covered']} of {metrics['modes_covered_floor']} "
+                f"< register.min_modes_covered_fraction {cfg.min_modes_covered_fraction}"
+            )
+    if "tstr" in metrics and metrics["tstr"] < cfg.min_tstr:
+        failures.append(f"tstr {metrics['tstr']:.3f} < register.min_tstr {cfg.min_tstr}")
     return failures
 
 
 def decide(cfg: RegisterConfig, metrics: dict, champion_fid: float | None) -> tuple[str, str]:
-    """(alias, reason) for a candidate with `metrics` against the champion's FID (None: none)."""
+    """(alias, reason) for a candidate with `metrics` against the champion's FID (None: none).
+
+    The candidate must beat the champion's FID by `register.fid_margin` (relative), so noise
+    between two equally good runs does not flip the champion back and forth.
+    """
     failures = gate_failures(cfg, metrics)
     if failures:
         return "challenger", "gates failed: " + "; ".join(failures)
+    fid = metrics["fid"]
     if champion_fid is None:
-        return "champion", f"gates passed (fid {metrics['fid']:.3f}); no champion yet"
-    if metrics["fid"] < champion_fid:
-        return "champion", f"gates passed; fid {metrics['fid']:.3f} < champion's {champion_fid:.3f}"
-    return (
-        "challenger",
-        f"gates passed, but fid {metrics['fid']:.3f} >= champion's {champion_fid:.3f}",
+        return "champion", f"gates passed (fid {fid:.3f}); no champion yet"
+    bar = champion_fid * (1 - cfg.fid_margin)
+    if fid < bar:
+        return "champion", (
+            f"gates passed; fid {fid:.3f} < champion's {champion_fid:.3f} "
+            f"less the {cfg.fid_margin:.0%} margin ({bar:.3f})"
+        )
+    return "challenger", (
+        f"gates passed, but fid {fid:.3f} does not beat champion's {champion_fid:.3f} "
+        f"by the {cfg.fid_margin:.0%} margin ({bar:.3f})"
     )
 
 
@@ -151,6 +172,61 @@ def model_card(metrics: dict, tags: dict, params: dict, alias: str, reason: str)
     )
 
 
+@contextmanager
+def promotion_lock(uri: str, timeout: float = 600):
+    """One alias decision at a time per registry: the read-decide-write of aliases is atomic for
+    every process on this host (a file lock keyed by the tracking URI)."""
+    from filelock import FileLock, Timeout
+
+    key = hashlib.sha256(uri.encode()).hexdigest()[:16]
+    LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(LOCK_DIR / f"registry-{key}.lock"))
+    try:
+        with lock.acquire(timeout=timeout):
+            yield
+    except Timeout:
+        raise RegistryError(
+            f"registry {uri}: another promotion held the lock for {timeout}s"
+        ) from None
+
+
+def _alias_version(client, name: str, alias: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias).version
+    except MlflowException:
+        return None
+
+
+def wait_until_ready(client, name: str, version: str, timeout: float = 300) -> None:
+    """An alias never points at a half-registered version."""
+    deadline = time.monotonic() + timeout
+    while (status := client.get_model_version(name, version).status) != "READY":
+        if status == "FAILED_REGISTRATION" or time.monotonic() > deadline:
+            raise RegistryError(f"{name} v{version}: registration ended {status}")
+        time.sleep(0.5)
+
+
+def record(client, name: str, version: str, decision: dict) -> None:
+    """Tags on the version and a JSON artifact on its run: the numbers behind the decision."""
+    client.set_model_version_tag(name, version, "decision", decision["alias"])
+    client.set_model_version_tag(name, version, "decision_reason", decision["reason"])
+    client.set_model_version_tag(name, version, "decision_action", decision["action"])
+    run_id = client.get_model_version(name, version).run_id
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    client.log_dict(run_id, decision, f"decisions/{stamp}-v{version}-{decision['action']}.json")
+
+
+def set_champion(client, name: str, version: str) -> str | None:
+    """`version` becomes champion; the one it replaces becomes previous-champion."""
+    old = _alias_version(client, name, "champion")
+    if old is not None and old != version:
+        client.set_registered_model_alias(name, "previous-champion", old)
+    client.set_registered_model_alias(name, "champion", version)
+    return old
+
+
 def run(cfg: RegisterConfig, layout: Layout) -> dict:
     """The register stage: returns the decision (version, alias, reason, metrics)."""
     import mlflow
@@ -165,42 +241,109 @@ def run(cfg: RegisterConfig, layout: Layout) -> dict:
     tracking.setup(layout)
     client = MlflowClient()
     run_id = tracking.train_run_id(layout)
+    name = cfg.model_name
     with mlflow.start_run(run_id=run_id):
         mlflow.log_params({f"register.{k}": v for k, v in cfg.model_dump().items()})
-        info = log_generator(layout, spec, cfg.model_name)
-        version = str(info.registered_model_version)
-        alias, reason = decide(cfg, metrics, champion_fid(client, cfg.model_name))
-        run = client.get_run(run_id)
-        tags = {
-            "dataset_hash": run.data.tags.get("dataset_hash", "unknown"),
-            "dataset_dvc_md5": run.data.tags.get("dataset_dvc_md5", "unknown"),
-            "git_commit": tracking.git_commit(layout.root),
-            "params_hash": params_hash(run),
-            "run_id": run_id,
-            "fid": f"{metrics['fid']:.6f}",
-            "fid_floor": f"{metrics['fid_floor']:.6f}",
-            "cond_acc": f"{metrics.get('cond_acc', float('nan')):.6f}",
-            "decision": alias,
-            "decision_reason": reason,
-        }
-        for key, value in tags.items():
-            client.set_model_version_tag(cfg.model_name, version, key, value)
-        client.update_model_version(
-            cfg.model_name,
-            version,
-            description=model_card(metrics, tags, run.data.params, alias, reason),
-        )
-        client.set_registered_model_alias(cfg.model_name, alias, version)
+        info = log_generator(layout, spec, name)
+    version = str(info.registered_model_version)
+    run = client.get_run(run_id)
+    tags = {
+        "dataset_hash": run.data.tags.get("dataset_hash", "unknown"),
+        "dataset_dvc_md5": run.data.tags.get("dataset_dvc_md5", "unknown"),
+        "git_commit": tracking.git_commit(layout.root),
+        "params_hash": params_hash(run),
+        "run_id": run_id,
+        "fid": f"{metrics['fid']:.6f}",
+        "fid_floor": f"{metrics['fid_floor']:.6f}",
+        "cond_acc": f"{metrics.get('cond_acc', float('nan')):.6f}",
+    }
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    wait_until_ready(client, name, version)
+
+    with promotion_lock(tracking.tracking_uri(layout)):
+        champion = _alias_version(client, name, "champion")
+        champ_fid = champion_fid(client, name)
+        alias, reason = decide(cfg, metrics, champ_fid)
+        if alias == "champion":
+            set_champion(client, name, version)
+        else:
+            client.set_registered_model_alias(name, "challenger", version)
         decision = {
-            "model_name": cfg.model_name,
+            "action": "register",
+            "model_name": name,
             "version": version,
             "alias": alias,
             "reason": reason,
+            "champion_before": champion,
+            "champion_fid_before": champ_fid,
             "metrics": metrics,
             "tags": tags,
+            "gates": cfg.model_dump(),
         }
-        write_json(layout.registration, decision)
-        mlflow.log_artifact(str(layout.registration))
-        mlflow.set_tag("registered_version", version)
-    print(f"register: {cfg.model_name} v{version} -> @{alias} ({reason})")
+        record(client, name, version, decision)
+    client.update_model_version(
+        name, version, description=model_card(metrics, tags, run.data.params, alias, reason)
+    )
+    client.set_tag(run_id, "registered_version", version)
+    write_json(layout.registration, decision)
+    client.log_artifact(run_id, str(layout.registration))
+    print(f"register: {name} v{version} -> @{alias} ({reason})")
     return decision
+
+
+def promote(layout: Layout, name: str, version: str, reason: str) -> dict:
+    """By hand: `version` becomes champion, the old champion previous-champion."""
+    from mlflow import MlflowClient
+
+    from components import tracking
+
+    tracking.setup(layout)
+    client = MlflowClient()
+    with promotion_lock(tracking.tracking_uri(layout)):
+        _require_version(client, name, version)
+        old = set_champion(client, name, version)
+        decision = {
+            "action": "promote",
+            "model_name": name,
+            "version": version,
+            "alias": "champion",
+            "reason": reason,
+            "champion_before": old,
+        }
+        record(client, name, version, decision)
+    return decision
+
+
+def rollback(layout: Layout, name: str, reason: str) -> dict:
+    """Back to `previous-champion`; the demoted champion becomes previous-champion in turn."""
+    from mlflow import MlflowClient
+
+    from components import tracking
+
+    tracking.setup(layout)
+    client = MlflowClient()
+    with promotion_lock(tracking.tracking_uri(layout)):
+        previous = _alias_version(client, name, "previous-champion")
+        if previous is None:
+            raise RegistryError(f"{name}: no @previous-champion to roll back to")
+        old = set_champion(client, name, previous)
+        decision = {
+            "action": "rollback",
+            "model_name": name,
+            "version": previous,
+            "alias": "champion",
+            "reason": reason,
+            "champion_before": old,
+        }
+        record(client, name, previous, decision)
+    return decision
+
+
+def _require_version(client, name: str, version: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_model_version(name, version)
+    except MlflowException:
+        raise RegistryError(f"{name} v{version}: no such model version") from None
