@@ -25,9 +25,14 @@ def setup(layout: Layout) -> str:
     exp = mlflow.get_experiment_by_name(EXPERIMENT)
     if exp is not None:
         return exp.experiment_id
+    from mlflow.exceptions import MlflowException
+
     local = uri.startswith("sqlite:") or uri.startswith("file:")
     location = (layout.root / "mlartifacts").resolve().as_uri() if local else None
-    return mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+    try:
+        return mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+    except MlflowException:  # another process created it first
+        return mlflow.get_experiment_by_name(EXPERIMENT).experiment_id
 
 
 def train_run_id(layout: Layout) -> str:

@@ -1,0 +1,177 @@
+"""Registry: the decision rules, promote/rollback, and concurrent pipelines on one store."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from components import register as reg
+from components.errors import RegistryError
+from components.layout import Layout
+
+from .conftest import ROOT
+from .registry_worker import register
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+def aliases(name="ganops-generator"):
+    import mlflow
+
+    model = mlflow.MlflowClient().get_registered_model(name)
+    return dict(model.aliases)
+
+
+METRICS = {
+    "fid": 10.0,
+    "fid_floor": 5.0,
+    "cond_acc": 0.95,
+    "tstr": 0.9,
+    "modes_covered": 10,
+    "modes_covered_floor": 10,
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "champion_fid", "alias", "why"),
+    [
+        ({}, None, "champion", "no champion yet"),
+        ({"fid": 9.0}, 10.0, "champion", "< champion's 10.000"),
+        ({"fid": 9.9}, 10.0, "challenger", "does not beat champion's"),  # inside the 2% margin
+        ({"fid": 16.0}, None, "challenger", "fid/fid_floor 3.20 > register.max_fid_ratio 3.0"),
+        ({"cond_acc": 0.5}, None, "challenger", "cond_acc 0.500 < register.min_cond_acc 0.9"),
+        ({"modes_covered": 7}, None, "challenger", "modes_covered 7 of 10"),
+        ({"tstr": 0.3}, None, "challenger", "tstr 0.300 < register.min_tstr 0.8"),
+    ],
+)
+def test_decisions_quote_value_and_threshold(change, champion_fid, alias, why):
+    from components.config import load_params
+
+    cfg = load_params(ROOT / "params.yaml").register_
+    got, reason = reg.decide(cfg, {**METRICS, **change}, champion_fid)
+    assert got == alias and why in reason
+
+
+def test_worse_candidate_is_challenger_then_promote_and_rollback(store, tmp_path):
+    first = register(tmp_path / "a", fid=5.0)
+    second = register(tmp_path / "b", fid=8.0)
+    assert (first["alias"], second["alias"]) == ("champion", "challenger")
+    assert aliases() == {"champion": "1", "challenger": "2"}
+
+    reg.promote(Layout(tmp_path), "ganops-generator", "2", reason="canary looked better")
+    assert aliases()["champion"] == "2" and aliases()["previous-champion"] == "1"
+    reg.rollback(Layout(tmp_path), "ganops-generator", reason="canary regressed")
+    assert aliases()["champion"] == "1" and aliases()["previous-champion"] == "2"
+
+    import mlflow
+
+    version = mlflow.MlflowClient().get_model_version("ganops-generator", "1")
+    assert version.tags["decision_action"] == "rollback"
+    assert version.tags["decision_reason"] == "canary regressed"
+    with pytest.raises(RegistryError, match="no such model version"):
+        reg.promote(Layout(tmp_path), "ganops-generator", "9", reason="typo")
+
+
+def race(tmp_path, uri, fids):
+    """Register one candidate per FID from parallel processes; wait for all."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.registry_worker", str(tmp_path / f"w{i}"), str(fid), uri],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i, fid in enumerate(fids)
+    ]
+    for p in procs:
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-3000:]
+
+
+def check_one_best_champion(fids):
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    versions = client.search_model_versions("name='ganops-generator'")
+    assert len(versions) == len(fids)
+    assert all(v.status == "READY" for v in versions)
+    champion = client.get_model_version_by_alias("ganops-generator", "champion")
+    assert float(champion.tags["fid"]) == min(fids)  # the best, whatever the finishing order
+    holders = [v for v in versions if "champion" in v.aliases]
+    assert len(holders) == 1
+
+
+@pytest.mark.slow
+def test_parallel_pipelines_leave_one_champion_sqlite(store, tmp_path):
+    fids = [4.0, 2.0, 3.0, 5.0]
+    race(tmp_path, store, fids)
+    check_one_best_champion(fids)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(tmp_path, monkeypatch):
+    """A real `mlflow server` process on 127.0.0.1 with its own SQLite store."""
+    import urllib.request
+
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--artifacts-destination",
+            str(tmp_path / "server-artifacts"),
+            "--workers",
+            "2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(f"{uri}/health", timeout=2)
+            break
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise RuntimeError("mlflow server did not start") from None
+            time.sleep(0.5)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    yield uri
+    server.terminate()
+    server.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_parallel_pipelines_leave_one_champion_mlflow_server(mlflow_server, tmp_path):
+    fids = [3.0, 1.5, 2.5]
+    race(tmp_path, mlflow_server, fids)
+    check_one_best_champion(fids)
