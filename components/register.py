@@ -87,7 +87,7 @@ def pip_requirements() -> list[str]:
     """Exactly what the pyfunc imports, pinned to the versions it was trained with."""
     from importlib.metadata import version
 
-    pins = {name: version(name) for name in ("mlflow", "numpy", "pandas", "safetensors")}
+    pins = {name: version(name) for name in ("mlflow-skinny", "numpy", "pandas", "safetensors")}
     torch_version = version("torch").split("+")[0]
     return [f"torch=={torch_version}"] + [f"{k}=={v}" for k, v in pins.items()]
 
@@ -97,15 +97,44 @@ def params_hash(run) -> str:
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
-def champion_fid(client, name: str) -> float | None:
+def champion_fid(client, name: str, layout: Layout, run) -> tuple[float | None, str]:
+    """The champion's FID under the candidate's protocol: its recorded FID when it was evaluated
+    on the same dataset, else re-evaluated now on the current test split. (None, why) when there
+    is no champion or it cannot be compared (another image shape or class set)."""
+    import mlflow
     from mlflow.exceptions import MlflowException
 
     try:
-        version = client.get_model_version_by_alias(name, "champion")
+        champion = client.get_model_version_by_alias(name, "champion")
     except MlflowException:
-        return None
-    fid = version.tags.get("fid")
-    return float(fid) if fid is not None else None
+        return None, "no champion"
+    data_hash = run.data.tags.get("dataset_hash")
+    if champion.tags.get("dataset_hash") == data_hash and "fid" in champion.tags:
+        return float(champion.tags["fid"]), f"v{champion.version}, same dataset"
+
+    from components.config import EvaluateConfig
+    from components.evaluate import evaluate
+    from components.evaluate.features import load_or_train_classifier
+    from components.ingest import load_dataset
+    from components.models import load_generator
+
+    model_dir = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{champion.version}"))
+    spec = json.loads(next(model_dir.rglob("generator.json")).read_text())
+    data = load_dataset(layout)
+    shape = [spec["channels"], spec["image_size"], spec["image_size"]]
+    if shape != list(data.manifest["shape"]) or spec["num_classes"] != data.num_classes:
+        return None, f"v{champion.version} was trained on another kind of data; not comparable"
+    # the candidate's protocol, as evaluate logged it on this run (FID only)
+    protocol = {
+        k.split(".", 1)[1]: v
+        for k, v in run.data.params.items()
+        if k.startswith("evaluate.") and k != "evaluate.metrics"
+    }
+    cfg = EvaluateConfig.model_validate({**protocol, "metrics": ["fid"]})
+    net, _ = load_or_train_classifier(cfg, layout, data)
+    G = load_generator(next(model_dir.rglob("G_ema.safetensors")), spec)
+    fid = evaluate(cfg, data, G, net)[0]["fid"]
+    return fid, f"v{champion.version} re-evaluated on this dataset's test split"
 
 
 def log_generator(layout: Layout, spec: dict, name: str):
@@ -263,8 +292,11 @@ def run(cfg: RegisterConfig, layout: Layout) -> dict:
 
     with promotion_lock(tracking.tracking_uri(layout)):
         champion = _alias_version(client, name, "champion")
-        champ_fid = champion_fid(client, name)
+        champ_fid, basis = champion_fid(client, name, layout, run)
         alias, reason = decide(cfg, metrics, champ_fid)
+        if champion is not None and champ_fid is None:
+            alias, reason = "challenger", f"champion kept: {basis}"
+        reason += f" [{basis}]" if champ_fid is not None else ""
         if alias == "champion":
             set_champion(client, name, version)
         else:
