@@ -170,6 +170,10 @@ def run(cfg: TrainConfig, layout: Layout) -> dict:
         pd.DataFrame(state.history).to_csv(layout.train_log, index=False)
         pd.DataFrame(state.probes).to_csv(layout.probe_log, index=False)
         mlflow.log_artifacts(str(layout.models), artifact_path="models")
+        from components.train.checkpoint import latest_checkpoint
+
+        if (last := latest_checkpoint(ckpt_dir)) is not None:
+            mlflow.log_artifact(str(last), artifact_path="checkpoint")  # full state, to resume
         mlflow.log_artifact(str(layout.train_log))
         mlflow.log_artifact(str(layout.probe_log))
         mlflow.set_tags({"best_step": state.best_step, "best_probe_fid": state.best_metric})
