@@ -145,7 +145,9 @@ def fit(
     opt_G = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, **opt_kw)
     opt_D = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, **opt_kw)
     state = TrainState(G, D, G_ema, opt_G, opt_D)
-    load_checkpoint(ckpt_dir, state)
+    resumed = load_checkpoint(ckpt_dir, state)
+    if resumed is not None:
+        print(f"train: resuming from {resumed} (step {state.step})", flush=True)
 
     d_loss_fn, g_loss_fn = LOSSES["ns"]
     policy = parse_policy(cfg.diffaugment)
