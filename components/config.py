@@ -64,6 +64,11 @@ class TrainConfig(_Section):
     beta1: Annotated[float, Field(ge=0, lt=1)]
     beta2: Annotated[float, Field(ge=0, lt=1)]
     ema_half_life_kimg: Annotated[float, Field(ge=0)]
+    loss: Literal["ns", "hinge", "wgan", "lsgan"]
+    label_smoothing: Annotated[float, Field(ge=0, lt=0.5)]
+    gp_weight: Annotated[float, Field(ge=0)]
+    r1_gamma: Annotated[float, Field(ge=0)]
+    r1_every: PosInt
     diffaugment: str
     spectral_norm_d: bool
     seed: int

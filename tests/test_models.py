@@ -77,3 +77,27 @@ def test_checkpoint_resume_is_exact(smoke_params, tmp_path):
     for name in ("G", "D", "G_ema"):
         a, b = getattr(full, name).state_dict(), getattr(resumed, name).state_dict()
         assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        {"loss": "ns", "label_smoothing": 0.1},
+        {"loss": "hinge", "spectral_norm_d": True},
+        {"loss": "wgan", "gp_weight": 10.0},
+        {"loss": "lsgan", "r1_gamma": 1.0, "r1_every": 2},
+        {"loss": "ns", "diffaugment": "translation,cutout,color"},
+    ],
+    ids=lambda u: "-".join(f"{k}={v}" for k, v in u.items()),
+)
+def test_every_loss_and_regulariser_trains(smoke_params, tmp_path, update):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (32, 1, 28, 28), dtype=np.uint8)
+    labels = np.arange(32) % 10
+    cfg = smoke_params.train.model_copy(
+        update={"kimg": 0.064, "batch_size": 16, "log_every": 1, **update}
+    )
+    logged = []
+    state = fit(cfg, images, labels, 10, tmp_path, Callbacks(log=lambda s, r: logged.append(r)))
+    assert state.step == 4
+    assert all(np.isfinite(r["d_loss"]) and np.isfinite(r["g_loss"]) for r in logged)

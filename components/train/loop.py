@@ -22,7 +22,7 @@ from components.errors import TrainingDiverged
 from components.models import Discriminator, Generator, init_weights
 from components.train.augment import diff_augment, parse_policy
 from components.train.checkpoint import load_checkpoint, save_checkpoint
-from components.train.losses import LOSSES
+from components.train.losses import LOSSES, gradient_penalty, r1_penalty
 
 STAT_NAMES = ("d_loss", "g_loss", "D_x", "D_G_z")
 
@@ -149,7 +149,7 @@ def fit(
     if resumed is not None:
         print(f"train: resuming from {resumed} (step {state.step})", flush=True)
 
-    d_loss_fn, g_loss_fn = LOSSES["ns"]
+    d_loss_fn, g_loss_fn = LOSSES[cfg.loss]
     policy = parse_policy(cfg.diffaugment)
 
     def aug(x: torch.Tensor) -> torch.Tensor:
@@ -184,7 +184,11 @@ def fit(
         gen_img = G(z, gen_c)
         d_real = D(aug(real_img), c)
         d_fake = D(aug(gen_img.detach()), gen_c)
-        d_loss = d_loss_fn(d_real, d_fake)
+        d_loss = d_loss_fn(d_real, d_fake, smoothing=cfg.label_smoothing)
+        if cfg.gp_weight > 0:
+            d_loss = d_loss + cfg.gp_weight * gradient_penalty(D, real_img, gen_img.detach(), c)
+        if cfg.r1_gamma > 0 and state.step % cfg.r1_every == 0:  # lazy: scaled by the interval
+            d_loss = d_loss + (cfg.r1_gamma / 2) * cfg.r1_every * r1_penalty(D, aug(real_img), c)
         opt_D.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_D.step()
