@@ -24,7 +24,7 @@ from components.train.augment import diff_augment, parse_policy
 from components.train.checkpoint import load_checkpoint, save_checkpoint
 from components.train.losses import LOSSES, gradient_penalty, r1_penalty
 
-STAT_NAMES = ("d_loss", "g_loss", "D_x", "D_G_z")
+STAT_NAMES = ("d_loss", "g_loss", "D_x", "D_G_z", "d_grad_norm", "g_grad_norm")
 
 
 def pick_device() -> torch.device:
@@ -191,12 +191,14 @@ def fit(
             d_loss = d_loss + (cfg.r1_gamma / 2) * cfg.r1_every * r1_penalty(D, aug(real_img), c)
         opt_D.zero_grad(set_to_none=True)
         d_loss.backward()
+        d_grad = torch.nn.utils.clip_grad_norm_(D.parameters(), math.inf)  # norm only, on device
         opt_D.step()
 
         # G step: fool the updated D
         g_loss = g_loss_fn(D(aug(gen_img), gen_c))
         opt_G.zero_grad(set_to_none=True)
         g_loss.backward()
+        g_grad = torch.nn.utils.clip_grad_norm_(G.parameters(), math.inf)
         opt_G.step()
 
         update_ema(G_ema, G, ema_beta)
@@ -204,14 +206,21 @@ def fit(
         window_steps += 1
         with torch.no_grad():
             stats += torch.stack(
-                [d_loss, g_loss, torch.sigmoid(d_real).mean(), torch.sigmoid(d_fake).mean()]
+                [
+                    d_loss,
+                    g_loss,
+                    torch.sigmoid(d_real).mean(),
+                    torch.sigmoid(d_fake).mean(),
+                    d_grad,
+                    g_grad,
+                ]
             ).detach()
 
         done = state.step == total_steps
         if state.step % cfg.log_every == 0 or done:
             values = (stats / window_steps).tolist()  # the one host sync per log interval
             row = dict(zip(STAT_NAMES, values, strict=True))
-            for name in ("d_loss", "g_loss"):
+            for name in STAT_NAMES:
                 if not math.isfinite(row[name]):
                     raise TrainingDiverged(
                         f"train: {name} became {row[name]} by step {state.step}; "
