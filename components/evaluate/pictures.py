@@ -43,13 +43,15 @@ def interpolation_grid(G, num_classes: int, seed: int, path: Path, steps: int = 
 def nearest_real_grid(generated: Side, train: Side, path: Path, rows: int = 8, k: int = 6) -> Path:
     """Each row: a generated image, then its k nearest real training images in feature space.
     Near-copies in a row mean the generator memorised its data."""
-    d = torch.cdist(generated.feats[:rows].double(), train.feats.double())  # (rows, N)
+    rows = min(rows, len(generated.images))
+    picks = np.linspace(0, len(generated.images) - 1, rows).round().astype(int)  # across classes
+    d = torch.cdist(generated.feats[picks].double(), train.feats.double())  # (rows, N)
     nearest = d.topk(k, largest=False).indices.numpy()  # (rows, k)
     tiles = []
-    for r in range(min(rows, len(generated.images))):
-        tiles.append(generated.images[r])
+    for r, i in enumerate(picks):
+        tiles.append(generated.images[i])
         tiles.extend(train.images[nearest[r]])
-    return save_png(grid(np.stack(tiles), min(rows, len(generated.images))), path, scale=2)
+    return save_png(grid(np.stack(tiles), rows), path, scale=2)
 
 
 def loss_curves(train_log: Path, path: Path) -> Path:
