@@ -33,6 +33,19 @@ def plan_labels(n: int, num_classes: int, label: int | None, balanced: bool) -> 
     return np.arange(n, dtype=np.int64) % num_classes
 
 
+def resolve_version(model_uri: str) -> str | None:
+    """'name/version' for a models:/ URI (by alias or by version), else None."""
+    from mlflow import MlflowClient
+
+    if not model_uri.startswith("models:/"):
+        return None
+    ref = model_uri.removeprefix("models:/")
+    if "@" in ref:
+        name, alias = ref.split("@", 1)
+        return f"{name}/{MlflowClient().get_model_version_by_alias(name, alias).version}"
+    return ref
+
+
 def generate(
     model_uri: str,
     n: int,
@@ -44,9 +57,13 @@ def generate(
 ) -> dict:
     import mlflow
     import pandas as pd
+    from mlflow.exceptions import MlflowException
     from PIL import Image
 
-    model = mlflow.pyfunc.load_model(model_uri)
+    try:
+        model = mlflow.pyfunc.load_model(model_uri)
+    except (MlflowException, OSError) as exc:
+        raise GanopsError(f"--model {model_uri}: {getattr(exc, 'message', exc)}") from None
     spec = model.metadata.metadata or {}  # written by register: num_classes, class_names
     num_classes = int(spec.get("num_classes", 0))
     names = spec.get("class_names") or [str(i) for i in range(num_classes)]
@@ -55,10 +72,10 @@ def generate(
     if labels is not None:
         frame["label"] = labels
     images = model.predict(pd.DataFrame(frame), params={"truncation": truncation})  # (N,C,H,W)
-    info = model.metadata
     manifest = {
         "model_uri": model_uri,
-        "model_run_id": info.run_id,
+        "model_version": resolve_version(model_uri),
+        "model_run_id": model.metadata.run_id,
         "n_images": n,
         "seed": seed,
         "truncation": truncation,

@@ -29,8 +29,18 @@ def project(tmp_path, monkeypatch):
     """A fresh project root (cwd) with its own MLflow SQLite store and the smoke params."""
     shutil.copy(SMOKE, tmp_path / "params.yaml")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    use_store(monkeypatch, f"sqlite:///{tmp_path / 'mlflow.db'}")
     return tmp_path
+
+
+def use_store(monkeypatch, uri: str) -> str:
+    """Point MLflow at `uri` for one test: the env var and MLflow's process-wide setting."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,7 @@ def test_dvc_repro_runs_all_stages_then_skips(tmp_path):
     repo.mkdir()
     shutil.copy(ROOT / "dvc.yaml", repo)
     shutil.copy(SMOKE, repo / "params.yaml")
+    shutil.copytree(ROOT / "data" / "raw", repo / "data" / "raw")
     shutil.copytree(
         ROOT / "components", repo / "components", ignore=shutil.ignore_patterns("__pycache__")
     )

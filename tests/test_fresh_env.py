@@ -10,7 +10,7 @@ import venv
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import ROOT, use_store
 from .registry_worker import register
 
 pytestmark = pytest.mark.slow
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 def test_pyfunc_runs_with_only_its_declared_requirements(tmp_path, monkeypatch):
     import mlflow
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    use_store(monkeypatch, f"sqlite:///{tmp_path / 'mlflow.db'}")
     register(tmp_path / "cand", fid=2.0)
     model_dir = mlflow.artifacts.download_artifacts(
         "models:/ganops-generator@champion", dst_path=str(tmp_path / "model")

@@ -11,6 +11,7 @@ from components import ingest
 from components.cli import main
 from components.layout import Layout
 
+from .conftest import use_store
 from .registry_worker import register
 
 
@@ -23,7 +24,7 @@ def ganops(*args):
 
 
 def test_generate_folder_and_npz_round_trip_through_ingest(tmp_path, monkeypatch, smoke_params):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    use_store(monkeypatch, f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.chdir(tmp_path)
     register(tmp_path / "cand", fid=2.0)
 
@@ -43,7 +44,7 @@ def test_generate_folder_and_npz_round_trip_through_ingest(tmp_path, monkeypatch
 
 
 def test_generate_needs_a_label_choice_for_a_conditional_model(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    use_store(monkeypatch, f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.chdir(tmp_path)
     register(tmp_path / "cand", fid=2.0)
     assert ganops("generate", "-n", "4", "--out", "x.npz") == 1

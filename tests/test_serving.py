@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from .conftest import use_store
 from .registry_worker import register
 from .test_register import _free_port
 
@@ -21,8 +22,7 @@ pytestmark = pytest.mark.slow
 def test_rest_invocations_return_the_pyfunc_images(tmp_path, monkeypatch):
     import mlflow
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    use_store(monkeypatch, f"sqlite:///{tmp_path / 'mlflow.db'}")
     register(tmp_path / "cand", fid=2.0)
     port = _free_port()
     server = subprocess.Popen(

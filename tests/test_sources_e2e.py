@@ -26,6 +26,10 @@ def proj(tmp_path_factory, prefect_harness):
     old_cwd, old_uri = os.getcwd(), os.environ.get("MLFLOW_TRACKING_URI")
     os.chdir(root)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
+    import mlflow
+
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    mlflow.set_registry_uri(os.environ["MLFLOW_TRACKING_URI"])
     yield root
     os.chdir(old_cwd)
     if old_uri is None:
