@@ -7,14 +7,12 @@ Writes an image folder (class sub-folders named like the training classes) or an
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from components.errors import GanopsError
-from components.layout import write_json
+from components.layout import atomic_dir, write_json
 
 
 def plan_labels(n: int, num_classes: int, label: int | None, balanced: bool) -> np.ndarray | None:
@@ -90,18 +88,11 @@ def generate(
         tmp.replace(out)
         write_json(out.with_suffix(".manifest.json"), manifest)
         return manifest
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
-    try:
+    with atomic_dir(out) as tmp:
         for i, img in enumerate(images):
             folder = tmp / names[labels[i]] if labels is not None else tmp
             folder.mkdir(exist_ok=True)
             pixels = img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0)
             Image.fromarray(pixels).save(folder / f"{i:06d}.png")
-        write_json(tmp.parent / f"{out.name}.manifest.json", manifest)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    write_json(out.parent / f"{out.name}.manifest.json", manifest)
     return manifest

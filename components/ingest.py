@@ -19,7 +19,7 @@ import pandas as pd
 
 from components.config import IngestConfig
 from components.errors import DataError
-from components.layout import Layout, write_json
+from components.layout import Layout, atomic_dir, write_json
 from components.sources import Chunk, Source, open_source
 
 
@@ -175,19 +175,14 @@ def track(chunks, total: int, label: str):
 
 def run(cfg: IngestConfig, layout: Layout) -> dict:
     """The ingest stage: build into a temp folder, then swap it into data/processed."""
-    target = layout.processed
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".processed-"))
-    scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=".extract-"))
+    layout.processed.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=layout.processed.parent, prefix=".extract-"))
     try:
-        manifest = build(cfg, tmp, scratch)
-        manifest["params"] = cfg.model_dump(mode="json")  # logged on the MLflow run by train
-        write_json(tmp / layout.manifest.name, manifest)
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
+        with atomic_dir(layout.processed) as tmp:
+            manifest = build(cfg, tmp, scratch)
+            manifest["params"] = cfg.model_dump(mode="json")  # logged on the MLflow run by train
+            write_json(tmp / layout.manifest.name, manifest)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(scratch, ignore_errors=True)
     return manifest
 

@@ -8,8 +8,6 @@ all go through these same functions. GX is imported lazily: it costs seconds to 
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import pandas as pd
 from components.config import ValidateConfig
 from components.errors import ValidationFailed
 from components.ingest import Dataset, load_dataset
-from components.layout import Layout, write_json
+from components.layout import Layout, atomic_dir, write_json
 
 SUITE_NAME = "ganops-images"
 
@@ -228,20 +226,12 @@ def validate_dataset(cfg: ValidateConfig, data: Dataset, layout: Layout) -> list
     """Summarise, check, write Data Docs + summary and the verdict json (pass or fail)."""
     out_dir = layout.validation
     summary = summarize(data.images, data.meta)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=".validation-"))
-    try:
+    with atomic_dir(out_dir) as tmp:
         results = check(summary, build_suite(cfg, data.manifest), tmp / "data_docs")
         summary.to_csv(tmp / "summary.csv", index=False)
         # for the MLflow run (train logs it); kept out of validation.json, which train depends
         # on, so a changed threshold does not retrain an unchanged dataset
         write_json(tmp / "params.json", cfg.model_dump(mode="json"))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     verdict = {
         "success": all(r["success"] for r in results),
         "dataset_hash": data.manifest["content_hash"],

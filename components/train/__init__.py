@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +17,7 @@ import pandas as pd
 from components.config import TrainConfig
 from components.errors import ConfigError
 from components.ingest import load_dataset
-from components.layout import Layout, read_json, write_json
+from components.layout import Layout, atomic_dir, read_json, write_json
 
 MODEL_FILES = ("G", "G_ema", "D")
 
@@ -62,14 +61,11 @@ def write_models(layout: Layout, state, spec: dict) -> None:
     """G, G_ema, D as safetensors plus the spec, swapped into models/ as one folder."""
     from safetensors.torch import save_file
 
-    target = layout.models
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".models-"))
     states = {name: getattr(state, name).state_dict() for name in MODEL_FILES}
     states["G_ema_last"] = states["G_ema"]
     if state.best_G_ema is not None:
         states["G_ema"] = state.best_G_ema  # the probe's best: what evaluate and register use
-    try:
+    with atomic_dir(layout.models) as tmp:
         for name, tensors in states.items():
             tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
             save_file(tensors, str(tmp / f"{name}.safetensors"))
@@ -77,12 +73,6 @@ def write_models(layout: Layout, state, spec: dict) -> None:
             tmp / "generator.json",
             {**spec, "best_step": state.best_step, "best_probe_fid": state.best_metric},
         )
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def run(cfg: TrainConfig, layout: Layout) -> dict:
