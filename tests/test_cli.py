@@ -60,3 +60,42 @@ def test_show_params_prints_resolved_config():
     out = ganops("show-params", "--params", str(SMOKE), "--set", "train.seed=5")
     assert out.returncode == 0
     assert "seed: 5" in out.stdout
+
+
+def test_stage_validate_exits_nonzero_with_one_line_per_failed_check(tmp_path):
+    import shutil
+
+    shutil.copy(SMOKE, tmp_path / "params.yaml")
+    env_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    import os
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": env_uri}
+    run = [sys.executable, "-m", "components.cli", "stage"]
+    assert (
+        subprocess.run(
+            [*run, "ingest", "--set", "ingest.source=digits"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+        ).returncode
+        == 0
+    )
+    out = subprocess.run(
+        [
+            *run,
+            "validate",
+            "--set",
+            "validate.min_images=5000",
+            "--set",
+            "validate.min_class_fraction=0.2",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    failed = [line for line in out.stderr.splitlines() if line.strip().startswith("FAILED")]
+    assert len(failed) == 2, out.stderr
+    assert "observed 1797" in failed[0]

@@ -88,3 +88,30 @@ def test_dvc_push_pull_round_trips_raw_and_processed_data(tmp_path):
     after = {p: tracking.dvc_md5(repo / p) for p in before}
     assert after == before
     assert "up to date" in sh("dvc", "status", "ingest", cwd=repo, env=env).lower()
+
+
+def test_dvc_repro_stops_at_failed_validation(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    shutil.copy(ROOT / "dvc.yaml", repo)
+    shutil.copytree(ROOT / "data" / "raw", repo / "data" / "raw")
+    shutil.copytree(
+        ROOT / "components", repo / "components", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    params = yaml.safe_load(SMOKE.read_text())
+    params["validate"]["min_images"] = 100_000
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+    }
+    sh("git", "init", "-q", cwd=repo, env=env)
+    sh("dvc", "init", "-q", cwd=repo, env=env)
+    out = subprocess.run(
+        ["dvc", "repro"], cwd=repo, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert out.returncode != 0
+    assert "dataset size >= validate.min_images (100000): observed 5000" in out.stderr
+    assert "Running stage 'train'" not in out.stdout + out.stderr
+    assert not (repo / "models").exists()

