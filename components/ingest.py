@@ -116,17 +116,18 @@ def build(cfg: IngestConfig, out_dir: Path, scratch: Path) -> dict:
     info = source.info
     channels = info.channels if cfg.channels == "auto" else int(cfg.channels)
     size = cfg.image_size
-    images = np.lib.format.open_memmap(
-        out_dir / "images.npy",
-        mode="w+",
-        dtype=np.uint8,
-        shape=(info.n_images, channels, size, size),
-    )  # (N, C, S, S) on disk: peak memory is one chunk
+    shape = (info.n_images, channels, size, size)
+    target = out_dir / "images.npy"
+    # create the .npy at full size; each chunk below maps it afresh and unmaps it again
+    np.lib.format.open_memmap(target, mode="w+", dtype=np.uint8, shape=shape).flush()
     scale = float_scale(source)
     parts, start, digest = [], 0, hashlib.sha256()
     for chunk in track(source.chunks(), info.n_images, "ingest"):
         block, readable, stats = process_chunk(chunk, size, channels, scale)
+        images = np.load(target, mmap_mode="r+")  # (N, C, S, S) on disk
         images[start : start + len(block)] = block
+        images.flush()
+        del images  # unmap: written pages leave this process, so memory stays one chunk
         digest.update(block.tobytes())
         parts.append(
             pd.DataFrame(
@@ -140,8 +141,6 @@ def build(cfg: IngestConfig, out_dir: Path, scratch: Path) -> dict:
             )
         )
         start += len(block)
-    images.flush()
-    del images
     meta = pd.concat(parts, ignore_index=True)
     is_test = split_indices(meta["label"].to_numpy(), cfg.test_fraction, cfg.seed)
     meta.insert(1, "split", np.where(is_test, "test", "train"))

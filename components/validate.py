@@ -31,8 +31,11 @@ def summarize(images: np.ndarray, meta: pd.DataFrame, chunk: int = 65536) -> pd.
     """
     readable = meta["readable"].to_numpy(dtype=bool)
     std = np.full(len(images), np.nan)
+    path = getattr(images, "filename", None)  # a memory-mapped dataset: map each chunk afresh
     for start in range(0, len(images), chunk):
-        block = np.asarray(images[start : start + chunk], dtype=np.float32)
+        source = np.load(path, mmap_mode="r") if path else images
+        block = np.asarray(source[start : start + chunk], dtype=np.float32)
+        del source  # unmap: read pages leave this process
         std[start : start + len(block)] = block.reshape(len(block), -1).std(axis=1)
     hashes = meta["hash"].where(readable)
     shape = {
