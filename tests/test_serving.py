@@ -4,10 +4,12 @@ of the asked classes (judged by the evaluation classifier), identical to the pyf
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -45,6 +47,11 @@ def served(tmp_path, monkeypatch):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        # mlflow execs uvicorn from PATH: make it this interpreter's
+        env={
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        },
     )
     deadline = time.monotonic() + 120
     while True:
