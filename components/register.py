@@ -324,8 +324,9 @@ def run(cfg: RegisterConfig, layout: Layout) -> dict:
     return decision
 
 
-def promote(layout: Layout, name: str, version: str, reason: str) -> dict:
-    """By hand: `version` becomes champion, the old champion previous-champion."""
+def _crown(layout: Layout, name: str, action: str, reason: str, pick) -> dict:
+    """Under the promotion lock: `pick(client)` names the version to make champion; the old
+    champion becomes previous-champion; the decision is recorded on the version."""
     from mlflow import MlflowClient
 
     from components import tracking
@@ -333,10 +334,10 @@ def promote(layout: Layout, name: str, version: str, reason: str) -> dict:
     tracking.setup(layout)
     client = MlflowClient()
     with promotion_lock(tracking.tracking_uri(layout)):
-        _require_version(client, name, version)
+        version = pick(client)
         old = set_champion(client, name, version)
         decision = {
-            "action": "promote",
+            "action": action,
             "model_name": name,
             "version": version,
             "alias": "champion",
@@ -347,29 +348,26 @@ def promote(layout: Layout, name: str, version: str, reason: str) -> dict:
     return decision
 
 
+def promote(layout: Layout, name: str, version: str, reason: str) -> dict:
+    """By hand: `version` becomes champion, the old champion previous-champion."""
+
+    def pick(client) -> str:
+        _require_version(client, name, version)
+        return version
+
+    return _crown(layout, name, "promote", reason, pick)
+
+
 def rollback(layout: Layout, name: str, reason: str) -> dict:
     """Back to `previous-champion`; the demoted champion becomes previous-champion in turn."""
-    from mlflow import MlflowClient
 
-    from components import tracking
-
-    tracking.setup(layout)
-    client = MlflowClient()
-    with promotion_lock(tracking.tracking_uri(layout)):
+    def pick(client) -> str:
         previous = _alias_version(client, name, "previous-champion")
         if previous is None:
             raise RegistryError(f"{name}: no @previous-champion to roll back to")
-        old = set_champion(client, name, previous)
-        decision = {
-            "action": "rollback",
-            "model_name": name,
-            "version": previous,
-            "alias": "champion",
-            "reason": reason,
-            "champion_before": old,
-        }
-        record(client, name, previous, decision)
-    return decision
+        return previous
+
+    return _crown(layout, name, "rollback", reason, pick)
 
 
 def _require_version(client, name: str, version: str) -> None:

@@ -50,3 +50,31 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=90):
         yield
+
+
+def start_server(args: list[str], ready_url: str, timeout: float = 120):
+    """Start a server process (this interpreter's bin first on PATH, since mlflow execs its web
+    server from PATH) and wait until `ready_url` answers; fail the test if it never does."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(ready_url, timeout=2)
+            return server
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                pytest.fail(f"{args[:3]} did not start: {server.stderr.read()[-3000:]}")
+            time.sleep(0.5)

@@ -6,8 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 
@@ -15,7 +13,7 @@ from components import register as reg
 from components.errors import RegistryError
 from components.layout import Layout
 
-from .conftest import ROOT, use_store
+from .conftest import ROOT, start_server, use_store
 from .registry_worker import register
 
 
@@ -137,13 +135,11 @@ def _free_port() -> int:
 @pytest.fixture
 def mlflow_server(tmp_path, monkeypatch):
     """A real `mlflow server` process on 127.0.0.1 with its own SQLite store."""
-    import urllib.request
 
     port = _free_port()
-    server = subprocess.Popen(
+    uri = f"http://127.0.0.1:{port}"
+    server = start_server(
         [
-            sys.executable,
-            "-m",
             "mlflow",
             "server",
             "--host",
@@ -157,25 +153,8 @@ def mlflow_server(tmp_path, monkeypatch):
             "--workers",
             "2",
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        # the server execs its web server from PATH: make it this interpreter's
-        env={
-            **os.environ,
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        },
+        f"{uri}/health",
     )
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(f"{uri}/health", timeout=2)
-            break
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                raise RuntimeError("mlflow server did not start") from None
-            time.sleep(0.5)
     use_store(monkeypatch, uri)
     yield uri
     server.terminate()

@@ -4,18 +4,13 @@ of the asked classes (judged by the evaluation classifier), identical to the pyf
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from .conftest import use_store
+from .conftest import start_server, use_store
 from .registry_worker import register
 from .test_register import _free_port
 
@@ -28,10 +23,8 @@ def served(tmp_path, monkeypatch):
     use_store(monkeypatch, f"sqlite:///{tmp_path / 'mlflow.db'}")
     register(tmp_path / "cand", fid=2.0, class_means=True)
     port = _free_port()
-    server = subprocess.Popen(
+    server = start_server(
         [
-            sys.executable,
-            "-m",
             "mlflow",
             "models",
             "serve",
@@ -44,25 +37,8 @@ def served(tmp_path, monkeypatch):
             "--port",
             str(port),
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        # mlflow execs uvicorn from PATH: make it this interpreter's
-        env={
-            **os.environ,
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        },
+        f"http://127.0.0.1:{port}/ping",
     )
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
-            break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                pytest.fail(f"model server did not start: {server.stderr.read()[-3000:]}")
-            time.sleep(0.5)
     yield f"http://127.0.0.1:{port}"
     server.terminate()
     server.wait(timeout=30)
