@@ -40,7 +40,7 @@ def main() -> None:
     real_x = np.tile(x.reshape(-1, 1, 28, 28).astype(np.uint8), (reps, 1, 1, 1))[: args.n]
     real_y = np.tile(y, reps)[: args.n].astype(np.int64)
     torch.manual_seed(0)
-    G = Generator(64, 10, 1, 28, 128).eval()
+    G = Generator(64, 10, 1, 28, 64).eval()
     total = time.perf_counter()
     net = timed(
         "train classifier (5k real, cached per dataset in the pipeline)",

@@ -53,7 +53,29 @@ class ValidateConfig(_Section):
     max_blank_fraction: Fraction
 
 
+class RegConfig(_Section):
+    """train.reg: the regularisers (each off at its neutral value)."""
+
+    spectral_norm: Literal["none", "d", "g", "both"]
+    gp_weight: Annotated[float, Field(ge=0)]
+    r1_gamma: Annotated[float, Field(ge=0)]
+    r1_every: PosInt
+    label_smoothing: Annotated[float, Field(ge=0, lt=0.5)]
+    diffaugment: str
+    ema_half_life_kimg: Annotated[float, Field(ge=0)]
+
+    @field_validator("diffaugment")
+    @classmethod
+    def _known_policy(cls, value: str) -> str:
+        from components.train.augment import parse_policy
+
+        parse_policy(value)
+        return value
+
+
 class TrainConfig(_Section):
+    arch: Literal["dcgan", "sagan"]
+    g_cond: Literal["embed", "cbn"]
     kimg: PosFloat
     batch_size: PosInt
     z_dim: PosInt
@@ -63,14 +85,11 @@ class TrainConfig(_Section):
     lr_d: PosFloat
     beta1: Annotated[float, Field(ge=0, lt=1)]
     beta2: Annotated[float, Field(ge=0, lt=1)]
-    ema_half_life_kimg: Annotated[float, Field(ge=0)]
     loss: Literal["ns", "hinge", "wgan", "lsgan"]
-    label_smoothing: Annotated[float, Field(ge=0, lt=0.5)]
-    gp_weight: Annotated[float, Field(ge=0)]
-    r1_gamma: Annotated[float, Field(ge=0)]
-    r1_every: PosInt
-    diffaugment: str
-    spectral_norm_d: bool
+    reg: RegConfig
+    precision: Literal["auto", "fp32", "bf16", "fp16"]
+    channels_last: bool
+    compile: bool
     seed: int
     devices: PosInt
     log_every: PosInt
@@ -78,13 +97,19 @@ class TrainConfig(_Section):
     eval_every_kimg: PosFloat
     ckpt_every_kimg: PosFloat
 
-    @field_validator("diffaugment")
-    @classmethod
-    def _known_policy(cls, value: str) -> str:
-        from components.train.augment import parse_policy
-
-        parse_policy(value)
-        return value
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainConfig:
+        if self.arch == "sagan" and self.reg.spectral_norm != "both":
+            raise ValueError(
+                "train.arch sagan puts spectral norm in G and D: set train.reg.spectral_norm: both"
+                f" (got {self.reg.spectral_norm!r})"
+            )
+        if self.batch_size % self.devices:
+            raise ValueError(
+                f"train.batch_size ({self.batch_size}) must divide evenly over "
+                f"train.devices ({self.devices})"
+            )
+        return self
 
 
 class EvaluateConfig(_Section):
@@ -150,21 +175,40 @@ class Params(_Section):
         return hashlib.sha256(blob).hexdigest()[:12]
 
     def flat(self) -> dict[str, Any]:
-        """`section.key` -> value, for MLflow params."""
-        return {f"{s}.{k}": v for s, keys in self.to_dict().items() for k, v in keys.items()}
+        """`section.key` (`section.group.key` for nested groups) -> value, for MLflow params."""
+        return flatten(self.to_dict())
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"train": {"reg": {"r1_gamma": 1}}} -> {"train.reg.r1_gamma": 1}."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _apply_override(data: dict[str, Any], item: str) -> None:
+    """`section.key=value` or `section.group.key=value` (e.g. train.reg.r1_gamma=1)."""
     key, sep, raw = item.partition("=")
     parts = key.strip().split(".")
-    if not sep or len(parts) != 2 or not all(parts):
+    if not sep or len(parts) < 2 or not all(parts):
         raise ConfigError(f"--set {item!r}: expected section.key=value")
-    section, name = parts
-    if section not in data or not isinstance(data[section], dict):
-        raise ConfigError(f"--set {key}: unknown section {section!r} (one of {', '.join(STAGES)})")
-    if name not in data[section]:
-        raise ConfigError(f"--set {key}: unknown key {name!r} in section {section!r}")
-    data[section][name] = yaml.safe_load(raw) if raw.strip() else ""
+    if parts[0] not in data or not isinstance(data[parts[0]], dict):
+        raise ConfigError(f"--set {key}: unknown section {parts[0]!r} (one of {', '.join(STAGES)})")
+    node = data[parts[0]]
+    for depth, name in enumerate(parts[1:], start=1):
+        where = f"section {parts[0]!r}" if depth == 1 else repr(".".join(parts[:depth]))
+        if not isinstance(node, dict) or name not in node:
+            raise ConfigError(f"--set {key}: unknown key {name!r} in {where}")
+        if depth == len(parts) - 1:
+            if isinstance(node[name], dict):
+                raise ConfigError(f"--set {key}: {key!r} is a group; set one of its keys")
+            node[name] = yaml.safe_load(raw) if raw.strip() else ""
+        else:
+            node = node[name]
 
 
 def _format_error(source: str, err: ValidationError) -> str:

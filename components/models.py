@@ -1,9 +1,18 @@
-"""G and D: a conditional DCGAN for 28, 32 and 64 pixel images.
+"""G and D: DCGAN and SAGAN, conditional or not, for 28, 32 and 64 pixel images.
 
-G(z, c) concatenates z with a learned label embedding, projects to a small feature map and
-upsamples with stride-2 transposed convolutions (DCGAN). D(x, c) is the DCGAN discriminator
-with a projection head (Miyato & Koyama 2018): D(x, c) = w·h(x) + embed(c)·h(x).
-With num_classes == 0 both are unconditional.
+dcgan (Radford et al. 2016): G projects z to a small feature map and upsamples with stride-2
+transposed convolutions + BatchNorm + ReLU; D mirrors it with stride-2 convolutions + LeakyReLU.
+Widths follow DCGAN's ngf/ndf: G's last hidden layer has ngf channels and each layer towards z
+doubles it; D's first layer has ndf and each layer towards the logit doubles it. At 64 px with
+ngf = ndf = 64 and z_dim = 100 this is the canonical DCGAN (its 4x4 "full" convolutions at either
+end are written as the equivalent Linear layers, which also fits the 7x7 base of 28 px images).
+
+sagan (Zhang et al. 2019): the same nets plus one self-attention block at a middle resolution
+in G and in D, with spectral norm on both (the config enforces it).
+
+Conditioning: D always by projection (Miyato & Koyama 2018), D(x, c) = w.h(x) + embed(c).h(x).
+G either concatenates a label embedding to z (`embed`) or uses conditional BatchNorm, whose scale
+and shift are looked up by class (`cbn`, de Vries et al. 2017). num_classes == 0: unconditional.
 """
 
 from __future__ import annotations
@@ -11,9 +20,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 BASE_RES = {28: 7, 32: 4, 64: 4}  # image size -> side of G's first feature map
+ATTENTION_RES = {28: 14, 32: 16, 64: 16}  # image size -> resolution of SAGAN's attention block
 
 
 def assert_shape(t: torch.Tensor, shape: tuple) -> None:
@@ -30,38 +41,108 @@ def _num_upsamplings(image_size: int) -> int:
     return (image_size // BASE_RES[image_size]).bit_length() - 1
 
 
+def _sn(enabled: bool):
+    return nn.utils.parametrizations.spectral_norm if enabled else (lambda m: m)
+
+
+class CondBatchNorm2d(nn.Module):
+    """BatchNorm without its own affine; scale and shift come from the class embedding."""
+
+    def __init__(self, channels: int, num_classes: int):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels, affine=False)
+        self.gain = nn.Embedding(num_classes, channels)
+        self.shift = nn.Embedding(num_classes, channels)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return self.bn(x) * self.gain(c)[:, :, None, None] + self.shift(c)[:, :, None, None]
+
+
+class SelfAttention(nn.Module):
+    """SAGAN's block: x + gamma * o(softmax(f(x)^T g(x)) h(x)); gamma starts at 0."""
+
+    def __init__(self, channels: int, spectral_norm: bool = True):
+        super().__init__()
+        sn = _sn(spectral_norm)
+        self.f = sn(nn.Conv2d(channels, max(channels // 8, 1), 1, bias=False))  # queries
+        self.g = sn(nn.Conv2d(channels, max(channels // 8, 1), 1, bias=False))  # keys
+        self.h = sn(nn.Conv2d(channels, max(channels // 2, 1), 1, bias=False))  # values
+        self.o = sn(nn.Conv2d(max(channels // 2, 1), channels, 1, bias=False))
+        self.gamma = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, C, H, W = x.shape
+        q = self.f(x).flatten(2).transpose(1, 2)  # (B, N, C/8), N = H*W positions
+        k = self.g(x).flatten(2).transpose(1, 2)  # (B, N, C/8)
+        v = self.h(x).flatten(2).transpose(1, 2)  # (B, N, C/2)
+        out = F.scaled_dot_product_attention(q, k, v, scale=1.0)  # (B, N, C/2), as in the paper
+        return x + self.gamma * self.o(out.transpose(1, 2).reshape(B, -1, H, W))
+
+
+class UpBlock(nn.Module):
+    """ConvTranspose 4x4 stride 2, (conditional) BatchNorm, ReLU: doubles the resolution."""
+
+    def __init__(self, cin: int, cout: int, num_classes: int, cbn: bool, sn):
+        super().__init__()
+        self.conv = sn(nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False))
+        self.norm = CondBatchNorm2d(cout, num_classes) if cbn else nn.BatchNorm2d(cout)
+
+    def forward(self, h: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        h = self.conv(h)
+        h = self.norm(h, c) if isinstance(self.norm, CondBatchNorm2d) else self.norm(h)
+        return F.relu(h)
+
+
 class Generator(nn.Module):
-    def __init__(self, z_dim: int, num_classes: int, channels: int, image_size: int, width: int):
+    def __init__(
+        self,
+        z_dim: int,
+        num_classes: int,
+        channels: int,
+        image_size: int,
+        ngf: int,
+        arch: str = "dcgan",
+        cond: str = "embed",
+        spectral_norm: bool = False,
+    ):
         super().__init__()
         self.z_dim, self.num_classes = z_dim, num_classes
         self.channels, self.image_size = channels, image_size
         self.base = BASE_RES.get(image_size, 4)
         n_up = _num_upsamplings(image_size)
-        self.embed = nn.Embedding(num_classes, z_dim) if num_classes else None
-        in_dim = z_dim * (2 if num_classes else 1)
-        self.project = nn.Sequential(
-            nn.Linear(in_dim, width * self.base * self.base, bias=False),
-            nn.BatchNorm1d(width * self.base * self.base),
-            nn.ReLU(inplace=True),
+        sn = _sn(spectral_norm)
+        cbn = bool(num_classes) and cond == "cbn"
+        self.embed = nn.Embedding(num_classes, z_dim) if num_classes and not cbn else None
+        in_dim = z_dim * (2 if self.embed is not None else 1)
+        self.width = ngf * 2 ** (n_up - 1)  # channels of the first feature map
+        self.project = sn(nn.Linear(in_dim, self.width * self.base * self.base, bias=False))
+        self.project_norm = (
+            CondBatchNorm2d(self.width, num_classes) if cbn else nn.BatchNorm2d(self.width)
         )
-        blocks: list[nn.Module] = []
-        ch = width
+        self.blocks = nn.ModuleList()
+        self.attention = None
+        ch, res = self.width, self.base
         for _ in range(n_up - 1):
-            blocks += [
-                nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(ch // 2),
-                nn.ReLU(inplace=True),
-            ]
-            ch //= 2
-        blocks += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh()]
-        self.upsample = nn.Sequential(*blocks)
-        self.width = width
+            self.blocks.append(UpBlock(ch, ch // 2, num_classes, cbn, sn))
+            ch, res = ch // 2, res * 2
+            if arch == "sagan" and res == ATTENTION_RES[image_size]:
+                self.attention_after = len(self.blocks) - 1
+                self.attention = SelfAttention(ch, spectral_norm)
+        self.to_image = sn(nn.ConvTranspose2d(ch, channels, 4, 2, 1))
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         assert_shape(z, (None, self.z_dim))
         h = torch.cat([z, self.embed(c)], dim=1) if self.embed is not None else z
         h = self.project(h).view(-1, self.width, self.base, self.base)  # (B, width, b, b)
-        img = self.upsample(h)  # (B, C, S, S) in [-1, 1]
+        if isinstance(self.project_norm, CondBatchNorm2d):
+            h = F.relu(self.project_norm(h, c))
+        else:
+            h = F.relu(self.project_norm(h))
+        for i, block in enumerate(self.blocks):
+            h = block(h, c)  # (B, ch/2, 2r, 2r)
+            if self.attention is not None and i == self.attention_after:
+                h = self.attention(h)
+        img = torch.tanh(self.to_image(h))  # (B, C, S, S) in [-1, 1]
         assert_shape(img, (z.shape[0], self.channels, self.image_size, self.image_size))
         return img
 
@@ -74,31 +155,34 @@ class Discriminator(nn.Module):
         num_classes: int,
         channels: int,
         image_size: int,
-        width: int,
+        ndf: int,
+        arch: str = "dcgan",
         spectral_norm: bool = False,
     ):
         super().__init__()
-        sn = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
+        sn = _sn(spectral_norm)
         self.channels, self.image_size = channels, image_size
         base = BASE_RES.get(image_size, 4)
         n_down = _num_upsamplings(image_size)
-        chans = [width // 2 ** (n_down - 1 - i) for i in range(n_down)]  # e.g. [32, 64]
         layers: list[nn.Module] = []
-        prev = channels
-        for i, ch in enumerate(chans):
+        prev, res = channels, image_size
+        for i in range(n_down):
+            ch = ndf * 2**i  # e.g. 64, 128, 256, 512 at 64 px
             layers.append(sn(nn.Conv2d(prev, ch, 4, 2, 1, bias=i == 0 or spectral_norm)))
             if i > 0 and not spectral_norm:
                 layers.append(nn.BatchNorm2d(ch))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
-            prev = ch
+            prev, res = ch, res // 2
+            if arch == "sagan" and res == ATTENTION_RES[image_size]:
+                layers.append(SelfAttention(ch, spectral_norm))
         self.features = nn.Sequential(*layers)
-        feat_dim = width * base * base
+        feat_dim = prev * base * base
         self.linear = sn(nn.Linear(feat_dim, 1))
         self.embed = sn(nn.Embedding(num_classes, feat_dim)) if num_classes else None
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         assert_shape(img, (None, self.channels, self.image_size, self.image_size))
-        h = self.features(img).flatten(1)  # (B, width * b * b)
+        h = self.features(img).flatten(1)  # (B, ndf * 2^(n-1) * b * b)
         logits = self.linear(h).squeeze(1)  # (B,)
         if self.embed is not None:
             logits = logits + (self.embed(c) * h).sum(dim=1)  # projection term
@@ -106,23 +190,41 @@ class Discriminator(nn.Module):
 
 
 def init_weights(module: nn.Module) -> None:
-    """DCGAN initialisation: N(0, 0.02) weights, BN scale N(1, 0.02)."""
+    """DCGAN initialisation: N(0, 0.02) weights, BN scale N(1, 0.02). Spectrally normalised
+    layers keep PyTorch's default initialisation, as in SN-GAN and SAGAN."""
+    if nn.utils.parametrize.is_parametrized(module):
+        return
     if isinstance(module, nn.Conv2d | nn.ConvTranspose2d | nn.Linear | nn.Embedding):
         nn.init.normal_(module.weight, 0.0, 0.02)
         if getattr(module, "bias", None) is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d):
+    elif isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d) and module.affine:
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
+    elif isinstance(module, CondBatchNorm2d):
+        nn.init.normal_(module.gain.weight, 1.0, 0.02)
+        nn.init.zeros_(module.shift.weight)
+
+
+def build_generator(spec: dict) -> Generator:
+    """G from its spec (generator.json, written by train)."""
+    return Generator(
+        spec["z_dim"],
+        spec["num_classes"],
+        spec["channels"],
+        spec["image_size"],
+        spec["g_channels"],
+        arch=spec["arch"],
+        cond=spec["g_cond"],
+        spectral_norm=spec["g_spectral_norm"],
+    )
 
 
 def load_generator(weights: str | Path, spec: dict) -> Generator:
     """G from a safetensors file and its spec (generator.json), in eval mode."""
     from safetensors.torch import load_file
 
-    G = Generator(
-        spec["z_dim"], spec["num_classes"], spec["channels"], spec["image_size"], spec["width"]
-    )
+    G = build_generator(spec)
     G.load_state_dict(load_file(str(weights)))
     return G.eval().requires_grad_(False)
 

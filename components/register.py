@@ -172,12 +172,15 @@ def model_card(metrics: dict, tags: dict, params: dict, alias: str, reason: str)
         if not k.endswith("_floor") and k + "_floor" in metrics
     ]
     keys = (
+        "train.arch",
+        "train.g_cond",
+        "train.loss",
         "train.kimg",
         "train.batch_size",
         "train.z_dim",
         "train.lr_g",
         "train.lr_d",
-        "train.spectral_norm_d",
+        "train.reg.spectral_norm",
         "train.seed",
         "evaluate.n_samples",
     )

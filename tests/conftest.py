@@ -24,6 +24,13 @@ def smoke_params():
     return load_params(SMOKE)
 
 
+def smoke_train(*overrides: str):
+    """The smoke profile's train config with `train.KEY=VALUE` overrides, checked like --set."""
+    from components.config import load_params
+
+    return load_params(SMOKE, [f"train.{item}" for item in overrides]).train
+
+
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     """A fresh project root (cwd) with its own MLflow SQLite store and the smoke params."""

@@ -43,20 +43,23 @@ def make_candidate(root: Path, fid: float, class_means: bool = False) -> None:
 
     from components import tracking
     from components.layout import Layout, write_json
-    from components.models import Generator
+    from components.models import build_generator
 
     layout = Layout(root)
     layout.models.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(int(fid * 1000))
     spec = {
+        "arch": "dcgan",
+        "g_cond": "embed",
+        "g_spectral_norm": False,
         "z_dim": 8,
         "num_classes": 10,
         "channels": 1,
         "image_size": 28,
-        "width": 16,
+        "g_channels": 8,
         "class_names": [str(i) for i in range(10)],
     }
-    G = Generator(8, 10, 1, 28, 16)
+    G = build_generator(spec)
     if class_means:
         G, _ = fit_to_class_means(G)
     save_file(G.state_dict(), str(layout.models / "G_ema.safetensors"))

@@ -1,8 +1,9 @@
-"""train: fit a conditional DCGAN on the processed train split; log everything to one MLflow run.
+"""train: fit a (conditional) GAN on the processed train split; log everything to one MLflow run.
 
 Outputs (models/): G, G_ema and D as safetensors, the generator spec, and run.json naming the
 MLflow run that evaluate and register continue. Full checkpoints go to checkpoints/<config>/ and
-a rerun of the same config resumes from the newest one.
+a rerun of the same config resumes from the newest one. train.devices > 1 runs DDP under
+torchrun (components/train/distributed.py); rank 0 does all the writing.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from components.config import TrainConfig
+from components.config import TrainConfig, flatten
 from components.errors import ConfigError
 from components.ingest import load_dataset
 from components.layout import Layout, atomic_dir, read_json, write_json
@@ -77,17 +78,35 @@ def write_models(layout: Layout, state, spec: dict) -> None:
 
 def run(cfg: TrainConfig, layout: Layout) -> dict:
     """The train stage: returns a summary (run id, steps, final losses)."""
+    from components.train.distributed import current_rank, init_process_group, launch
+    from components.train.loop import pick_device
+
+    me = current_rank()
+    if me.world == 1 and cfg.devices > 1:
+        return launch(cfg, layout)
+    if me.world != cfg.devices:
+        raise ConfigError(
+            f"train.devices: {cfg.devices}, but torchrun started {me.world} processes"
+        )
+    if me.world == 1:
+        return _train(cfg, layout, pick_device(), me)
+    import torch.distributed as dist
+
+    device = init_process_group(me)
+    try:
+        return _train(cfg, layout, device, me)
+    finally:
+        dist.destroy_process_group()
+
+
+def _train(cfg: TrainConfig, layout: Layout, device, me) -> dict:
+    """One process's training: rank 0 tracks, probes and writes; other ranks only train."""
     import mlflow
 
     from components import tracking
     from components.images import grid, save_png, to_uint8
-    from components.train.loop import Callbacks, fit, generator_spec, pick_device
+    from components.train.loop import Callbacks, fit, generator_spec
 
-    if cfg.devices != 1:
-        raise ConfigError(
-            f"train.devices: {cfg.devices} processes requested; this build trains "
-            "on one device (set train.devices: 1)"
-        )
     data = load_dataset(layout)
     images, labels = data.split("train")
     num_classes = data.num_classes
@@ -97,7 +116,6 @@ def run(cfg: TrainConfig, layout: Layout) -> dict:
     resumed_run = read_json(run_file)["run_id"] if run_file.is_file() else None
     samples_dir = layout.root / "reports" / "samples"
     rows = max(num_classes, 1)
-    device = pick_device()
 
     with mlflow.start_run(run_id=resumed_run, experiment_id=experiment_id) as active:
         run_id = active.info.run_id
@@ -107,15 +125,14 @@ def run(cfg: TrainConfig, layout: Layout) -> dict:
             if (layout.validation / "params.json").is_file():
                 upstream["validate"] = read_json(layout.validation / "params.json")
             upstream["train"] = cfg.model_dump(mode="json")
-            mlflow.log_params(
-                {f"{s}.{k}": v for s, sec in upstream.items() for k, v in sec.items()}
-            )
+            mlflow.log_params(flatten(upstream))
             mlflow.set_tags(
                 {
                     "dataset_hash": data.manifest["content_hash"],
                     "dataset_dvc_md5": tracking.dvc_md5(layout.processed),
                     "dataset_source": data.manifest["source"],
                     "device": str(device),
+                    "devices": me.world,
                     "git_commit": tracking.git_commit(layout.root),
                 }
             )
@@ -153,6 +170,8 @@ def run(cfg: TrainConfig, layout: Layout) -> dict:
                 device=device,
                 progress=update,
                 probe=probe,
+                rank=me.rank,
+                world=me.world,
             )
         spec = generator_spec(cfg, num_classes, images.shape[1], images.shape[2])
         spec["class_names"] = data.manifest["class_names"]
@@ -173,6 +192,8 @@ def run(cfg: TrainConfig, layout: Layout) -> dict:
             "run_id": run_id,
             "steps": state.step,
             "device": str(device),
+            "devices": me.world,
+            "replica_digests": state.replica_digests,
             "dataset_hash": data.manifest["content_hash"],
             **state.history[-1],
         }

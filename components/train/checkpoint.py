@@ -1,4 +1,5 @@
-"""Full training checkpoints: models, optimisers, RNG states, step and history.
+"""Full training checkpoints: models, optimisers, grad scaler, RNG states, step/kimg, the best
+probe result, history and the resolved train config.
 
 Saved with torch.save of plain containers and tensors only, loaded with weights_only=True, so
 loading never unpickles arbitrary objects. Written to a temp file and renamed into place.
@@ -70,7 +71,10 @@ def save_checkpoint(ckpt_dir: Path, state: TrainState) -> Path:
         "G_ema": state.G_ema.state_dict(),
         "opt_G": state.opt_G.state_dict(),
         "opt_D": state.opt_D.state_dict(),
+        "scaler": state.scaler.state_dict(),
+        "config": state.config,
         "step": state.step,
+        "kimg": state.kimg,
         "history": state.history,
         "probes": state.probes,
         "best": {
@@ -95,7 +99,7 @@ def load_checkpoint(ckpt_dir: Path, state: TrainState) -> Path | None:
     if path is None:
         return None
     payload = torch.load(path, map_location="cpu", weights_only=True)
-    for name in ("G", "D", "G_ema", "opt_G", "opt_D"):
+    for name in ("G", "D", "G_ema", "opt_G", "opt_D", "scaler"):
         getattr(state, name).load_state_dict(payload[name])
     state.step = int(payload["step"])
     state.history = list(payload["history"])

@@ -2,12 +2,18 @@
 
 The dataset stays resident on the device as uint8; batches are sampled by index on the device.
 Losses accumulate on the device and are read back only every `log_every` steps (no per-step
-host sync). Everything here is independent of MLflow: the caller passes `log` callbacks.
+host sync). Speed: bf16/fp16 autocast on CUDA with fp32 master weights (fp16 with a grad
+scaler), channels_last, optional torch.compile, fused (CUDA) or foreach (CPU) Adam.
+Scale-out: under torchrun, G and D are wrapped in DistributedDataParallel; every rank samples
+its own share of the batch (seed + rank) and only rank 0 logs, probes and checkpoints.
+Everything here is independent of MLflow: the caller passes callbacks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import hashlib
 import math
 import time
 from collections.abc import Callable
@@ -45,8 +51,25 @@ def seed_everything(seed: int) -> None:
 
 
 def build_models(cfg: TrainConfig, num_classes: int, channels: int, image_size: int):
-    G = Generator(cfg.z_dim, num_classes, channels, image_size, cfg.g_channels)
-    D = Discriminator(num_classes, channels, image_size, cfg.d_channels, cfg.spectral_norm_d)
+    sn = cfg.reg.spectral_norm
+    G = Generator(
+        cfg.z_dim,
+        num_classes,
+        channels,
+        image_size,
+        cfg.g_channels,
+        arch=cfg.arch,
+        cond=cfg.g_cond,
+        spectral_norm=sn in ("g", "both"),
+    )
+    D = Discriminator(
+        num_classes,
+        channels,
+        image_size,
+        cfg.d_channels,
+        arch=cfg.arch,
+        spectral_norm=sn in ("d", "both"),
+    )
     G.apply(init_weights)
     D.apply(init_weights)
     return G, D
@@ -55,12 +78,32 @@ def build_models(cfg: TrainConfig, num_classes: int, channels: int, image_size: 
 def generator_spec(cfg: TrainConfig, num_classes: int, channels: int, image_size: int) -> dict:
     """Everything needed to rebuild G from its weights (written beside the safetensors)."""
     return {
+        "arch": cfg.arch,
+        "g_cond": cfg.g_cond,
+        "g_spectral_norm": cfg.reg.spectral_norm in ("g", "both"),
         "z_dim": cfg.z_dim,
         "num_classes": num_classes,
         "channels": channels,
         "image_size": image_size,
-        "width": cfg.g_channels,
+        "g_channels": cfg.g_channels,
     }
+
+
+def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of `train.precision` on this device; None means plain fp32."""
+    if cfg.precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.precision]
+
+
+def state_digest(*modules: torch.nn.Module) -> str:
+    """sha256 over every tensor of the modules' state: equal digests, bit-identical weights."""
+    h = hashlib.sha256()
+    for module in modules:
+        for name, tensor in sorted(module.state_dict().items()):
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 @torch.no_grad()
@@ -80,12 +123,19 @@ class TrainState:
     G_ema: torch.nn.Module
     opt_G: torch.optim.Optimizer
     opt_D: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    config: dict = field(default_factory=dict)  # the resolved train config
     step: int = 0
     history: list[dict] = field(default_factory=list)
     probes: list[dict] = field(default_factory=list)
     best_metric: float = math.inf  # lowest probe FID so far
     best_step: int = -1
     best_G_ema: dict | None = None  # G_ema's state at best_step (CPU tensors)
+    replica_digests: list[str] = field(default_factory=list)  # one per DDP rank, at the end
+
+    @property
+    def kimg(self) -> float:
+        return self.step * self.config["batch_size"] / 1000
 
 
 @dataclass
@@ -133,24 +183,52 @@ def fit(
     device: torch.device | None = None,
     progress: Callable[[int, int, dict], None] | None = None,
     probe: Callable[[torch.nn.Module], dict] | None = None,
+    rank: int = 0,
+    world: int = 1,
 ) -> TrainState:
-    """Train G and D on uint8 images (N, C, H, W); resume from `ckpt_dir` when it holds a state."""
+    """Train G and D on uint8 images (N, C, H, W); resume from `ckpt_dir` when it holds a state.
+
+    With world > 1 (torchrun, process group initialised) this is one DDP rank; only rank 0
+    should be given callbacks, progress and probe.
+    """
     device = device or pick_device()
-    seed_everything(cfg.seed)
+    seed_everything(cfg.seed)  # the same initial weights on every rank
     n, channels, image_size = len(real_images), real_images.shape[1], real_images.shape[2]
     G, D = build_models(cfg, num_classes, channels, image_size)
-    G, D = G.to(device), D.to(device)
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    G, D = G.to(device, memory_format=memory_format), D.to(device, memory_format=memory_format)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    opt_kw = {"betas": (cfg.beta1, cfg.beta2), "foreach": True}
+    opt_kw = {"betas": (cfg.beta1, cfg.beta2)}
+    opt_kw["fused" if device.type == "cuda" else "foreach"] = True
     opt_G = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, **opt_kw)
     opt_D = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, **opt_kw)
-    state = TrainState(G, D, G_ema, opt_G, opt_D)
+    amp_dtype = autocast_dtype(cfg, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    state = TrainState(G, D, G_ema, opt_G, opt_D, scaler, cfg.model_dump(mode="json"))
+    seed_everything(cfg.seed + rank)  # data, noise and augmentation differ per rank
     resumed = load_checkpoint(ckpt_dir, state)
     if resumed is not None:
-        print(f"train: resuming from {resumed} (step {state.step})", flush=True)
+        if world > 1:  # the checkpoint holds rank 0's RNG; give every rank its own stream again
+            seed_everything(cfg.seed + rank + 1_000_003 * state.step)
+        if rank == 0:
+            print(f"train: resuming from {resumed} (step {state.step})", flush=True)
+
+    # The modules the steps call: compiled and/or wrapped for DDP; `G`/`D` stay the plain ones.
+    G_run, D_run = (torch.compile(G), torch.compile(D)) if cfg.compile else (G, D)
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [device.index] if device.type == "cuda" else None
+        G_run, D_run = DDP(G_run, device_ids=ids), DDP(D_run, device_ids=ids)
+    autocast = (
+        torch.autocast(device.type, dtype=amp_dtype)
+        if amp_dtype is not None
+        else contextlib.nullcontext()
+    )
 
     d_loss_fn, g_loss_fn = LOSSES[cfg.loss]
-    policy = parse_policy(cfg.diffaugment)
+    reg = cfg.reg
+    policy = parse_policy(reg.diffaugment)
 
     def aug(x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, policy) if policy else x
@@ -158,13 +236,13 @@ def fit(
     reals = torch.from_numpy(real_images).to(device)  # (N, C, H, W) uint8, resident
     conds = torch.from_numpy(labels).to(device) if num_classes else None
     fixed_z, fixed_c = fixed_inputs(cfg, num_classes, device)
-    batch = cfg.batch_size
-    total_steps = math.ceil(cfg.kimg * 1000 / batch)
+    batch = cfg.batch_size // world  # this rank's share of the step's images
+    total_steps = math.ceil(cfg.kimg * 1000 / cfg.batch_size)
     steps_per = {
-        k: max(1, round(getattr(cfg, f"{k}_every_kimg") * 1000 / batch))
+        k: max(1, round(getattr(cfg, f"{k}_every_kimg") * 1000 / cfg.batch_size))
         for k in ("sample", "ckpt", "eval")
     }
-    ema_beta = 0.5 ** (batch / max(cfg.ema_half_life_kimg * 1000, 1e-8))
+    ema_beta = 0.5 ** (cfg.batch_size / max(reg.ema_half_life_kimg * 1000, 1e-8))
     stats = torch.zeros(len(STAT_NAMES), device=device)
     window_start, window_steps = time.perf_counter(), 0
 
@@ -173,33 +251,43 @@ def fit(
     G.train()
     D.train()
     while state.step < total_steps:
-        # Sample a batch of reals by index on the device.
+        # Sample this rank's batch of reals by index on the device.
         idx = torch.randint(0, n, (batch,), device=device)
         real_img = reals[idx].float().div_(127.5).sub_(1.0)  # (B, C, H, W) in [-1, 1]
+        real_img = real_img.contiguous(memory_format=memory_format)
         c = conds[idx] if conds is not None else None
         gen_c = conds[torch.randint(0, n, (batch,), device=device)] if conds is not None else None
         z = torch.randn(batch, cfg.z_dim, device=device)
 
         # D step: real vs G(z).detach()
-        gen_img = G(z, gen_c)
-        d_real = D(aug(real_img), c)
-        d_fake = D(aug(gen_img.detach()), gen_c)
-        d_loss = d_loss_fn(d_real, d_fake, smoothing=cfg.label_smoothing)
-        if cfg.gp_weight > 0:
-            d_loss = d_loss + cfg.gp_weight * gradient_penalty(D, real_img, gen_img.detach(), c)
-        if cfg.r1_gamma > 0 and state.step % cfg.r1_every == 0:  # lazy: scaled by the interval
-            d_loss = d_loss + (cfg.r1_gamma / 2) * cfg.r1_every * r1_penalty(D, aug(real_img), c)
+        with autocast:
+            gen_img = G_run(z, gen_c)
+            d_real = D_run(aug(real_img), c).float()
+            d_fake = D_run(aug(gen_img.detach()), gen_c).float()
+            d_loss = d_loss_fn(d_real, d_fake, smoothing=reg.label_smoothing)
+        if reg.gp_weight > 0:  # penalties in fp32: double backward is not autocast's business
+            d_loss = d_loss + reg.gp_weight * gradient_penalty(
+                D, real_img, gen_img.detach().float(), c
+            )
+        if reg.r1_gamma > 0 and state.step % reg.r1_every == 0:  # lazy: scaled by the interval
+            d_loss = d_loss + (reg.r1_gamma / 2) * reg.r1_every * r1_penalty(D, aug(real_img), c)
         opt_D.zero_grad(set_to_none=True)
-        d_loss.backward()
+        scaler.scale(d_loss).backward()
+        scaler.unscale_(opt_D)
         d_grad = torch.nn.utils.clip_grad_norm_(D.parameters(), math.inf)  # norm only, on device
-        opt_D.step()
+        scaler.step(opt_D)
 
-        # G step: fool the updated D
-        g_loss = g_loss_fn(D(aug(gen_img), gen_c))
+        # G step: fool the updated D (D's weights frozen; its gradients are not needed)
+        D.requires_grad_(False)
+        with D_run.no_sync() if world > 1 else contextlib.nullcontext(), autocast:
+            g_loss = g_loss_fn(D_run(aug(gen_img), gen_c).float())
         opt_G.zero_grad(set_to_none=True)
-        g_loss.backward()
+        scaler.scale(g_loss).backward()
+        D.requires_grad_(True)
+        scaler.unscale_(opt_G)
         g_grad = torch.nn.utils.clip_grad_norm_(G.parameters(), math.inf)
-        opt_G.step()
+        scaler.step(opt_G)
+        scaler.update()
 
         update_ema(G_ema, G, ema_beta)
         state.step += 1
@@ -229,8 +317,8 @@ def fit(
             elapsed = time.perf_counter() - window_start
             row.update(
                 step=state.step,
-                kimg=state.step * batch / 1000,
-                img_per_s=window_steps * batch / max(elapsed, 1e-9),
+                kimg=state.kimg,
+                img_per_s=window_steps * cfg.batch_size / max(elapsed, 1e-9),
             )
             state.history.append(row)
             callbacks.log(state.step, row)
@@ -243,6 +331,23 @@ def fit(
         if state.step % steps_per["sample"] == 0 or done:
             with torch.no_grad():
                 callbacks.sample(state.step, G_ema(fixed_z, fixed_c))
-        if state.step % steps_per["ckpt"] == 0 or done:
+        if rank == 0 and (state.step % steps_per["ckpt"] == 0 or done):
             callbacks.checkpoint_saved(save_checkpoint(ckpt_dir, state))
+    if world > 1:
+        check_replicas(state)
     return state
+
+
+def check_replicas(state: TrainState) -> None:
+    """End of a DDP run: take rank 0's BatchNorm statistics everywhere (each rank's last forward
+    updated them on its own batch), then compare every rank's weights by digest."""
+    import torch.distributed as dist
+
+    for module in (state.G, state.D, state.G_ema):
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)
+    digests: list[str | None] = [None] * dist.get_world_size()
+    dist.all_gather_object(digests, state_digest(state.G, state.D, state.G_ema))
+    state.replica_digests = [str(d) for d in digests]
+    if len(set(digests)) != 1:
+        raise TrainingDiverged(f"train: DDP ranks ended with different weights: {digests}")

@@ -27,7 +27,7 @@ def hinge_d_loss(d_real: torch.Tensor, d_fake: torch.Tensor, smoothing: float = 
 
 
 def wgan_d_loss(d_real: torch.Tensor, d_fake: torch.Tensor, smoothing: float = 0.0):
-    """Wasserstein critic loss (Arjovsky 2017); pair it with train.gp_weight (WGAN-GP)."""
+    """Wasserstein critic loss (Arjovsky 2017); pair it with train.reg.gp_weight (WGAN-GP)."""
     return d_fake.mean() - d_real.mean()
 
 
