@@ -53,7 +53,7 @@ def frechet(real: torch.Tensor, fake: torch.Tensor) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets (torchmetrics, float64)."""
     from torchmetrics.image.fid import FrechetInceptionDistance
 
-    metric = FrechetInceptionDistance(feature=_Identity(real.shape[1]))
+    metric = FrechetInceptionDistance(feature=_Identity(real.shape[1]), sync_on_compute=False)
     metric.set_dtype(torch.float64)
     metric.update(real.double(), real=True)
     metric.update(fake.double(), real=False)
@@ -74,7 +74,9 @@ def kid(p: Pair) -> dict[str, float]:
     size = min(p.kid_subset_size, len(p.real.feats), len(p.other.feats))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "will save all extracted features in buffer": intended
-        metric = KernelInceptionDistance(feature=_Identity(p.real.feats.shape[1]), subset_size=size)
+        metric = KernelInceptionDistance(
+            feature=_Identity(p.real.feats.shape[1]), subset_size=size, sync_on_compute=False
+        )
     metric.update(p.real.feats.double(), real=True)
     metric.update(p.other.feats.double(), real=False)
     mean, _std = metric.compute()

@@ -32,6 +32,7 @@ def checkpoint_dir(cfg: TrainConfig, layout: Layout, data_hash: str) -> Path:
 def _progress_printer(log_every: int):
     """A rich progress bar: step, kimg, losses and img/s. Without a terminal (CI, logs,
     Prefect workers) it prints a plain line at every tenth of the run instead."""
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     bar = Progress(
@@ -40,6 +41,7 @@ def _progress_printer(log_every: int):
         TextColumn("step {task.completed}/{task.total}"),
         TextColumn("{task.fields[info]}"),
         TimeRemainingColumn(),
+        disable=not Console().is_terminal,
     )
     task = bar.add_task("train", total=None, info="")
 
@@ -111,6 +113,20 @@ def _train(cfg: TrainConfig, layout: Layout, device, me) -> dict:
     images, labels = data.split("train")
     num_classes = data.num_classes
     ckpt_dir = checkpoint_dir(cfg, layout, data.manifest["content_hash"])
+    train_labels = labels if num_classes else None
+    if me.rank != 0:
+        fit(
+            cfg,
+            images,
+            train_labels,
+            num_classes,
+            ckpt_dir,
+            Callbacks(),
+            device,
+            rank=me.rank,
+            world=me.world,
+        )
+        return {}
     experiment_id = tracking.setup(layout)
     run_file = ckpt_dir / "mlflow_run.json"
     resumed_run = read_json(run_file)["run_id"] if run_file.is_file() else None

@@ -102,7 +102,9 @@ def state_digest(*modules: torch.nn.Module) -> str:
     for module in modules:
         for name, tensor in sorted(module.state_dict().items()):
             h.update(name.encode())
-            h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+            h.update(
+                tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+            )
     return h.hexdigest()
 
 
