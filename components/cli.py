@@ -127,6 +127,44 @@ def rollback(
     typer.echo(f"{model_name} v{d['version']} -> @champion (was v{d['champion_before']})")
 
 
+bench_app = typer.Typer(help="Speed benchmarks (one JSON line per implementation).")
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("train")
+def bench_train(
+    arch: Annotated[str, typer.Option(help="dcgan | sagan")] = "dcgan",
+    image_size: Annotated[int, typer.Option(help="28, 32 or 64")] = 64,
+    channels: Annotated[int, typer.Option(help="1 or 3")] = 1,
+    batch_size: Annotated[int, typer.Option(help="images per step")] = 128,
+    steps: Annotated[int, typer.Option(help="timed steps (after as many warm-up steps)")] = 10,
+    device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+    impl: Annotated[list[str] | None, typer.Option(help="ganops and/or plain")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+    set_: SetOpt = None,
+) -> None:
+    """Images/s of ganops' trainer and of a plain eager fp32 DataLoader loop (bench/)."""
+    from components.errors import ConfigError
+
+    if arch not in ("dcgan", "sagan") or image_size not in (28, 32, 64) or channels not in (1, 3):
+        raise ConfigError("bench train: --arch dcgan|sagan, --image-size 28|32|64, --channels 1|3")
+    if device not in ("cpu", "cuda") or not set(impl or ()) <= {"ganops", "plain"}:
+        raise ConfigError("bench train: --device cpu|cuda, --impl ganops|plain")
+    from components.train.bench import run as run_bench
+
+    base = _load(params, set_).train
+    run_bench(
+        base,
+        arch,
+        image_size,
+        channels,
+        batch_size,
+        steps,
+        device,
+        tuple(impl or ("ganops", "plain")),
+    )
+
+
 @app.command("show-params")
 def show_params(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None) -> None:
     """Print the resolved params (a dry run: nothing is trained)."""

@@ -34,7 +34,7 @@ def fit_to_class_means(G, steps: int = 300):
     return G.eval(), np.asarray(y)
 
 
-def make_candidate(root: Path, fid: float, class_means: bool = False) -> None:
+def make_candidate(root: Path, fid: float, class_means: bool = False, blank: bool = False) -> None:
     """A real G (untrained, or fitted to class means) with an MLflow run and the metrics a
     registration reads."""
     import mlflow
@@ -62,6 +62,10 @@ def make_candidate(root: Path, fid: float, class_means: bool = False) -> None:
     G = build_generator(spec)
     if class_means:
         G, _ = fit_to_class_means(G)
+    if blank:  # draws black images only: worse than any trained generator
+        with torch.no_grad():
+            G.to_image.weight.zero_()
+            G.to_image.bias.fill_(-5.0)
     save_file(G.state_dict(), str(layout.models / "G_ema.safetensors"))
     write_json(layout.models / "generator.json", spec)
     write_json(
@@ -81,12 +85,14 @@ def make_candidate(root: Path, fid: float, class_means: bool = False) -> None:
     write_json(layout.train_run, {"run_id": run.info.run_id})
 
 
-def register(root: Path, fid: float, cfg=None, class_means: bool = False) -> dict:
+def register(
+    root: Path, fid: float, cfg=None, class_means: bool = False, blank: bool = False
+) -> dict:
     from components import register as reg
     from components.config import load_params
     from components.layout import Layout
 
-    make_candidate(root, fid, class_means)
+    make_candidate(root, fid, class_means, blank)
     if cfg is None:
         cfg = load_params(Path(__file__).parent / "params-smoke.yaml").register_
     return reg.run(cfg, Layout(root))

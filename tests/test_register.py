@@ -174,12 +174,12 @@ def test_champion_from_another_dataset_is_reevaluated(project, smoke_params):
     from components.layout import Layout
     from components.stages import run_stage
 
-    register(project / "older", fid=0.5)  # recorded FID 0.5, on dataset "test"
+    register(project / "older", fid=0.5, blank=True)  # recorded FID 0.5, on dataset "test"
     layout = Layout(project)
     for stage in ("ingest", "validate", "train", "evaluate"):
         run_stage(stage, smoke_params, layout)
     decision = run_stage("register", smoke_params, layout)
     assert "v1 re-evaluated on this dataset's test split" in decision["reason"]
     assert decision["champion_before"] == "1"
-    # the untrained older champion, measured here, is far worse than its recorded 0.5
+    # the blank older champion, measured here, is far worse than its recorded 0.5
     assert decision["alias"] == "champion" and aliases()["previous-champion"] == "1"

@@ -1,0 +1,109 @@
+"""`ganops bench train`: images per second of ganops' trainer vs a plain eager fp32 loop.
+
+Both train the same G and D (train.arch at `image_size`, DCGAN widths ngf = ndf = 64, z 100,
+unconditional, non-saturating loss, BatchNorm in D as in DCGAN) on random uint8 images for
+`warmup` + `steps` steps and time the last `steps`. The ganops side is `fit` itself, with the
+speed options of params.yaml's train section (precision, channels_last, compile), which
+`--set train.KEY=VALUE` overrides. The plain side is bench/plain_train.py. One JSON line each.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import tempfile
+from pathlib import Path
+
+from components.config import TrainConfig
+from components.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+Z_DIM, WIDTH = 100, 64
+
+
+def bench_config(base: TrainConfig, arch: str, batch_size: int, steps: int) -> TrainConfig:
+    """The benchmark's train config: DCGAN's shape and loss; speed options from `base`."""
+    reg = base.reg.model_copy(
+        update={"spectral_norm": "both" if arch == "sagan" else "none", "diffaugment": ""}
+    )
+    return TrainConfig.model_validate(
+        {
+            **base.model_dump(),
+            "arch": arch,
+            "batch_size": batch_size,
+            "z_dim": Z_DIM,
+            "g_channels": WIDTH,
+            "d_channels": WIDTH,
+            "loss": "ns",
+            "reg": reg.model_dump() | {"gp_weight": 0.0, "r1_gamma": 0.0, "label_smoothing": 0.0},
+            "devices": 1,
+            "kimg": 2 * steps * batch_size / 1000,  # warm-up window + timed window
+            "log_every": steps,
+            "sample_every_kimg": 1e9,
+            "eval_every_kimg": 1e9,
+            "ckpt_every_kimg": 1e9,
+        }
+    )
+
+
+def _plain_module():
+    path = REPO / "bench" / "plain_train.py"
+    if not path.is_file():
+        raise ConfigError(f"{path}: the plain baseline lives in bench/; run from a source checkout")
+    spec = importlib.util.spec_from_file_location("ganops_bench_plain", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(
+    base: TrainConfig,
+    arch: str,
+    image_size: int,
+    channels: int,
+    batch_size: int,
+    steps: int,
+    device_name: str,
+    impls: tuple[str, ...] = ("ganops", "plain"),
+) -> list[dict]:
+    import torch
+
+    from components.train.loop import build_models, fit
+
+    if device_name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is visible")
+    device = torch.device(device_name)
+    cfg = bench_config(base, arch, batch_size, steps)
+    gen = torch.Generator().manual_seed(0)
+    shape = (8 * batch_size, channels, image_size, image_size)
+    images = torch.randint(0, 256, shape, dtype=torch.uint8, generator=gen)
+    common = {
+        "arch": arch,
+        "image_size": image_size,
+        "channels": channels,
+        "batch_size": batch_size,
+        "steps": steps,
+        "device": device_name,
+        "threads": torch.get_num_threads(),
+    }
+    rows = []
+    for impl in impls:
+        if impl == "ganops":
+            with tempfile.TemporaryDirectory(prefix="ganops-bench-") as tmp:
+                state = fit(cfg, images.numpy(), None, 0, Path(tmp), _quiet(), device=device)
+            ips = state.history[-1]["img_per_s"]  # the second window: after the warm-up
+            options = {k: getattr(cfg, k) for k in ("precision", "channels_last", "compile")}
+        else:
+            torch.manual_seed(cfg.seed)
+            G, D = build_models(cfg, 0, channels, image_size)
+            ips = _plain_module().run(G, D, images, Z_DIM, batch_size, steps, device, steps)
+            options = {"precision": "fp32", "channels_last": False, "compile": False}
+        rows.append({"impl": impl, "img_per_s": round(ips, 1), **common, **options})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def _quiet():
+    from components.train.loop import Callbacks
+
+    return Callbacks()
