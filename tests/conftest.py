@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,12 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+
+# Results that in-process flow runs persist (and their cache records) go to a temp folder of
+# this test process, not to ~/.prefect/storage.
+_RESULTS = tempfile.mkdtemp(prefix="ganops-prefect-results-")
+atexit.register(shutil.rmtree, _RESULTS, ignore_errors=True)
+os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", _RESULTS)
 
 
 @pytest.fixture

@@ -126,7 +126,8 @@ def test_exp_run_seeds_are_listed_with_fid(repo, experiments):
 def test_metrics_and_plots_render(repo, experiments, tmp_path):
     path, env, *_ = repo
     shown = json.loads(sh("dvc", "metrics", "show", "--json", cwd=path, env=env))
-    metrics = shown["workspace"]["data"]["reports/metrics.json"]["data"]
+    (workspace,) = shown.values()  # dvc names the workspace ""
+    metrics = workspace["data"]["reports/metrics.json"]["data"]
     assert math.isfinite(metrics["fid"]) and math.isfinite(metrics["kid"])
 
     sh("dvc", "plots", "show", "-o", str(tmp_path / "show"), cwd=path, env=env)

@@ -75,7 +75,7 @@ def served(tmp_path_factory):
         "DO_NOT_TRACK": "1",
         "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
     }
-    for key in ("PREFECT_PROFILES_PATH", "PREFECT_PROFILE"):
+    for key in ("PREFECT_PROFILES_PATH", "PREFECT_PROFILE", "PREFECT_RESULTS_LOCAL_STORAGE_PATH"):
         env.pop(key, None)
     server = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
