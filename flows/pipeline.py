@@ -113,7 +113,8 @@ def _run_name() -> str:
 
 
 def _record_failure(flow, flow_run, state) -> None:
-    """on_failure hook: the reason goes to a `failure` artifact on the run and to the log."""
+    """on_failure hook: the reason goes to a `failure` artifact on the run (Prefect logs the
+    failed state itself)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import ArtifactCreate
 
@@ -128,7 +129,6 @@ def _record_failure(flow, flow_run, state) -> None:
                 flow_run_id=flow_run.id,
             )
         )
-    logging.getLogger("prefect.flow_runs").error("pipeline failed: %s", state.message)
 
 
 @flow(
