@@ -41,7 +41,17 @@ mlflow-ui: $(STAMP) ## Browse runs and the model registry on http://127.0.0.1:50
 lock: $(STAMP) ## Re-pin requirements.lock from the current .venv
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v -E '^(ganops|pip|setuptools)==' > requirements.lock
 
+server: $(STAMP) ## Start a Prefect server on http://127.0.0.1:4200 (UI and API)
+	prefect server start --host 127.0.0.1 --port 4200
+
+deploy: $(STAMP) ## Create the `ganops` process pool and deploy infra/prefect.yaml (PREFECT_API_URL set)
+	prefect work-pool inspect ganops >/dev/null 2>&1 || prefect work-pool create ganops --type process
+	prefect deploy --all --prefect-file infra/prefect.yaml
+
+worker: $(STAMP) ## Run a worker for the `ganops` pool (executes scheduled and on-demand runs)
+	prefect worker start --pool ganops
+
 clean: ## Remove pipeline outputs (keeps .venv, mlflow.db and the DVC cache)
 	rm -rf data/processed models checkpoints reports .cache
 
-.PHONY: help install run test lint repro mlflow-ui lock clean
+.PHONY: help install run test lint repro mlflow-ui lock clean server deploy worker

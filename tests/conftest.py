@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,12 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # `pytest -n 2` on two cores: one compute thread per worker, or the workers' OpenMP pools
     # fight over the cores. Set before torch is first imported; subprocesses inherit it.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+# Results that in-process flow runs persist (and their cache records) go to a temp folder of
+# this test process, not to ~/.prefect/storage.
+_RESULTS = tempfile.mkdtemp(prefix="ganops-prefect-results-")
+atexit.register(shutil.rmtree, _RESULTS, ignore_errors=True)
+os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", _RESULTS)
 
 
 @pytest.fixture
