@@ -88,7 +88,7 @@ class TrainConfig(_Section):
     loss: Literal["ns", "hinge", "wgan", "lsgan"]
     reg: RegConfig
     precision: Literal["auto", "fp32", "bf16", "fp16"]
-    channels_last: bool
+    channels_last: Literal["auto", True, False]
     compile: bool
     seed: int
     devices: PosInt

@@ -125,7 +125,7 @@ def test_every_arch_and_loss_trains(tmp_path, arch, loss):
         ("loss=wgan", "reg.gp_weight=10", "reg.spectral_norm=none"),
         ("loss=lsgan", "reg.r1_gamma=1", "reg.r1_every=2"),
         ("loss=ns", "reg.diffaugment=translation,cutout,color"),
-        ("loss=ns", "precision=bf16"),
+        ("loss=ns", "precision=bf16", "channels_last=true"),
     ],
     ids=lambda o: ",".join(o),
 )

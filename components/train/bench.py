@@ -68,7 +68,7 @@ def run(
 ) -> list[dict]:
     import torch
 
-    from components.train.loop import build_models, fit
+    from components.train.loop import build_models, can_compile, fit
 
     if device_name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda: no CUDA device is visible")
@@ -93,6 +93,7 @@ def run(
                 state = fit(cfg, images.numpy(), None, 0, Path(tmp), _quiet(), device=device)
             ips = state.history[-1]["img_per_s"]  # the second window: after the warm-up
             options = {k: getattr(cfg, k) for k in ("precision", "channels_last", "compile")}
+            options["compile"] = can_compile(cfg, device)
         else:
             torch.manual_seed(cfg.seed)
             G, D = build_models(cfg, 0, channels, image_size)

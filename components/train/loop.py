@@ -15,6 +15,7 @@ import contextlib
 import copy
 import hashlib
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -94,6 +95,16 @@ def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None
     if cfg.precision == "auto":
         return torch.bfloat16 if device.type == "cuda" else None
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.precision]
+
+
+def can_compile(cfg: TrainConfig, device: torch.device) -> bool:
+    """train.compile, unless inductor has no C++ compiler to build CPU kernels with."""
+    import shutil
+
+    if cfg.compile and device.type == "cpu" and not shutil.which(os.environ.get("CXX", "g++")):
+        print("train: warning: train.compile needs a C++ compiler (g++ or $CXX); training eagerly")
+        return False
+    return cfg.compile
 
 
 def state_digest(*modules: torch.nn.Module) -> str:
@@ -197,7 +208,8 @@ def fit(
     seed_everything(cfg.seed)  # the same initial weights on every rank
     n, channels, image_size = len(real_images), real_images.shape[1], real_images.shape[2]
     G, D = build_models(cfg, num_classes, channels, image_size)
-    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    nhwc = cfg.channels_last is True or (cfg.channels_last == "auto" and device.type == "cuda")
+    memory_format = torch.channels_last if nhwc else torch.contiguous_format
     G, D = G.to(device, memory_format=memory_format), D.to(device, memory_format=memory_format)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_kw = {"betas": (cfg.beta1, cfg.beta2)}
@@ -216,7 +228,7 @@ def fit(
             print(f"train: resuming from {resumed} (step {state.step})", flush=True)
 
     # The modules the steps call: compiled and/or wrapped for DDP; `G`/`D` stay the plain ones.
-    G_run, D_run = (torch.compile(G), torch.compile(D)) if cfg.compile else (G, D)
+    G_run, D_run = (torch.compile(G), torch.compile(D)) if can_compile(cfg, device) else (G, D)
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
