@@ -220,7 +220,11 @@ def _format_error(source: str, err: ValidationError) -> str:
         elif e["type"] == "missing":
             lines.append(f"{source}: {key}: missing key")
         else:
-            lines.append(f"{source}: {key}: {e['msg']} (got {e.get('input')!r})")
+            msg = e["msg"].removeprefix("Value error, ")
+            got = e.get("input")
+            lines.append(
+                f"{source}: {key}: {msg}" + ("" if isinstance(got, dict) else f" (got {got!r})")
+            )
     return "; ".join(lines)
 
 

@@ -29,8 +29,12 @@ def test_smoke_profile_has_exactly_the_same_keys():
 
 
 def test_override_sets_typed_value():
-    params = load_params(SMOKE, ["train.kimg=0.5", "train.seed=7", "ingest.source=digits"])
+    params = load_params(
+        SMOKE, ["train.kimg=0.5", "train.seed=7", "ingest.source=digits", "train.reg.r1_gamma=2"]
+    )
     assert params.train.kimg == 0.5 and params.train.seed == 7
+    assert params.train.reg.r1_gamma == 2.0
+    assert params.flat()["train.reg.r1_gamma"] == 2.0
     assert params.ingest.source == "digits"
 
 
@@ -45,6 +49,12 @@ def test_override_sets_typed_value():
         ("ingest.test_fraction=1.5", "ingest.test_fraction"),
         ("evaluate.kid_subset_size=100000", "kid_subset_size"),
         ("register.model_name=bad name!", "register.model_name"),
+        ("train.reg.r2_gamma=1", "unknown key 'r2_gamma' in 'train.reg'"),
+        ("train.reg=1", "'train.reg' is a group"),
+        ("train.reg.spectral_norm=d2", "train.reg.spectral_norm"),
+        ("train.arch=sagan", "sagan puts spectral norm in G and D"),
+        ("train.arch=biggan", "train.arch"),
+        ("train.precision=fp8", "train.precision"),
     ],
 )
 def test_bad_override_names_the_key(override, message):
