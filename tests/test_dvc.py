@@ -56,6 +56,7 @@ def repo(tmp_path_factory):
     repo = base / "repo"
     repo.mkdir()
     shutil.copy(ROOT / "dvc.yaml", repo)
+    shutil.copy(ROOT / ".gitignore", repo)  # what a clone ignores decides what experiments keep
     shutil.copytree(ROOT / "data" / "raw", repo / "data" / "raw")
     shutil.copytree(
         ROOT / "components", repo / "components", ignore=shutil.ignore_patterns("__pycache__")
