@@ -23,6 +23,7 @@ from pathlib import Path
 
 from components.config import Params, load_params
 from components.layout import Layout, read_json, write_json
+from components.tracking import file_md5
 
 COMPONENTS_DIR = Path(__file__).resolve().parent
 # The code each cached stage runs; the same files dvc.yaml lists as the stage's deps.
@@ -38,14 +39,6 @@ def _sha256(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
-def _file_md5(path: Path) -> str:
-    h = hashlib.md5()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def source_fingerprint(source: str) -> str:
     """Content fingerprint of `ingest.source`: for a bundled set its name and the version of the
     package that ships it; for a file or folder the relative path, size and md5 of every file.
@@ -57,10 +50,10 @@ def source_fingerprint(source: str) -> str:
         return _sha256("bundled", source, package, version(package))
     path = Path(source).expanduser()
     if path.is_file():
-        return _sha256("file", path.name, str(path.stat().st_size), _file_md5(path))
+        return _sha256("file", path.name, str(path.stat().st_size), file_md5(path))
     if path.is_dir():
         entries = [
-            f"{p.relative_to(path).as_posix()}:{p.stat().st_size}:{_file_md5(p)}"
+            f"{p.relative_to(path).as_posix()}:{p.stat().st_size}:{file_md5(p)}"
             for p in sorted(path.rglob("*"))
             if p.is_file()
         ]
@@ -70,7 +63,7 @@ def source_fingerprint(source: str) -> str:
 
 def code_digest(stage: str) -> str:
     """Hash of the component files a cached stage runs: changed code is a cache miss."""
-    return _sha256(*(_file_md5(COMPONENTS_DIR / name) for name in STAGE_CODE[stage]))
+    return _sha256(*(file_md5(COMPONENTS_DIR / name) for name in STAGE_CODE[stage]))
 
 
 def dataset_hash(layout: Layout) -> str:

@@ -57,19 +57,23 @@ def git_commit(root: Path) -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
+def file_md5(path: Path) -> str:
+    """md5 of a file's bytes, read in 1 MiB blocks."""
+    import hashlib
+
+    h = hashlib.md5()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def dvc_md5(path: Path) -> str:
     """The md5 DVC 3 records for `path` in dvc.lock: a file's md5, or for a folder the md5 of
     its sorted [{md5, relpath}] listing plus '.dir'. Lets a model version name its exact data
     whether the pipeline ran under Prefect or `dvc repro`."""
     import hashlib
     import json
-
-    def file_md5(p: Path) -> str:
-        h = hashlib.md5()
-        with p.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        return h.hexdigest()
 
     if path.is_file():
         return file_md5(path)

@@ -23,9 +23,13 @@ Z_DIM, WIDTH = 100, 64
 
 def bench_config(base: TrainConfig, arch: str, batch_size: int, steps: int) -> TrainConfig:
     """The benchmark's train config: DCGAN's shape and loss; speed options from `base`."""
-    reg = base.reg.model_copy(
-        update={"spectral_norm": "both" if arch == "sagan" else "none", "diffaugment": ""}
-    )
+    reg = base.reg.model_dump() | {
+        "spectral_norm": "both" if arch == "sagan" else "none",
+        "diffaugment": "",
+        "gp_weight": 0.0,
+        "r1_gamma": 0.0,
+        "label_smoothing": 0.0,
+    }
     return TrainConfig.model_validate(
         {
             **base.model_dump(),
@@ -35,7 +39,7 @@ def bench_config(base: TrainConfig, arch: str, batch_size: int, steps: int) -> T
             "g_channels": WIDTH,
             "d_channels": WIDTH,
             "loss": "ns",
-            "reg": reg.model_dump() | {"gp_weight": 0.0, "r1_gamma": 0.0, "label_smoothing": 0.0},
+            "reg": reg,
             "devices": 1,
             "kimg": 2 * steps * batch_size / 1000,  # warm-up window + timed window
             "log_every": steps,
@@ -68,7 +72,7 @@ def run(
 ) -> list[dict]:
     import torch
 
-    from components.train.loop import build_models, can_compile, fit
+    from components.train.loop import Callbacks, build_models, can_compile, fit
 
     if device_name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda: no CUDA device is visible")
@@ -90,7 +94,7 @@ def run(
     for impl in impls:
         if impl == "ganops":
             with tempfile.TemporaryDirectory(prefix="ganops-bench-") as tmp:
-                state = fit(cfg, images.numpy(), None, 0, Path(tmp), _quiet(), device=device)
+                state = fit(cfg, images.numpy(), None, 0, Path(tmp), Callbacks(), device=device)
             ips = state.history[-1]["img_per_s"]  # the second window: after the warm-up
             options = {k: getattr(cfg, k) for k in ("precision", "channels_last", "compile")}
             options["compile"] = can_compile(cfg, device)
@@ -102,9 +106,3 @@ def run(
         rows.append({"impl": impl, "img_per_s": round(ips, 1), **common, **options})
         print(json.dumps(rows[-1]), flush=True)
     return rows
-
-
-def _quiet():
-    from components.train.loop import Callbacks
-
-    return Callbacks()
