@@ -140,6 +140,7 @@ def bench_train(
     steps: Annotated[int, typer.Option(help="timed steps (after as many warm-up steps)")] = 10,
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
     impl: Annotated[list[str] | None, typer.Option(help="ganops and/or plain")] = None,
+    repeats: Annotated[int, typer.Option(help="runs per impl, taking turns; median reported")] = 3,
     params: ParamsOpt = Path("params.yaml"),
     set_: SetOpt = None,
 ) -> None:
@@ -150,6 +151,8 @@ def bench_train(
         raise ConfigError("bench train: --arch dcgan|sagan, --image-size 28|32|64, --channels 1|3")
     if device not in ("cpu", "cuda") or not set(impl or ()) <= {"ganops", "plain"}:
         raise ConfigError("bench train: --device cpu|cuda, --impl ganops|plain")
+    if repeats < 1 or steps < 1:
+        raise ConfigError("bench train: --steps and --repeats must be at least 1")
     from components.train.bench import run as run_bench
 
     base = _load(params, set_).train
@@ -162,6 +165,7 @@ def bench_train(
         steps,
         device,
         tuple(impl or ("ganops", "plain")),
+        repeats,
     )
 
 

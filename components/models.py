@@ -11,8 +11,9 @@ sagan (Zhang et al. 2019): the same nets plus one self-attention block at a midd
 in G and in D, with spectral norm on both (the config enforces it).
 
 Conditioning: D always by projection (Miyato & Koyama 2018), D(x, c) = w.h(x) + embed(c).h(x).
-G either concatenates a label embedding to z (`embed`) or uses conditional BatchNorm, whose scale
-and shift are looked up by class (`cbn`, de Vries et al. 2017). num_classes == 0: unconditional.
+G either concatenates a label embedding to z (`embed`) or uses conditional BatchNorm (`cbn`, de
+Vries et al. 2017) whose scale and shift are linear in one shared class embedding (BigGAN).
+num_classes == 0: unconditional.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ from torch import nn
 
 BASE_RES = {28: 7, 32: 4, 64: 4}  # image size -> side of G's first feature map
 ATTENTION_RES = {28: 14, 32: 16, 64: 16}  # image size -> resolution of SAGAN's attention block
+COND_DIM = 128  # size of G's shared class embedding under conditional BatchNorm (BigGAN's)
+# Its init scale sets how fast the classes' BN gains move under Adam (each step moves every weight
+# by ~lr, so a gain by ~lr * |e|_1). MNIST-5k, 150 kimg: 0.5 -> class accuracy 0.97, probe FID 15,
+# 10/10 classes; 0.25 -> 0.98, FID 20; 1.0 -> one class died (all-black row, dead ReLUs);
+# unit-norm rows (~0.09) -> the label still ignored at 60 kimg.
+CLASS_EMBED_STD = 0.5
 
 
 def assert_shape(t: torch.Tensor, shape: tuple) -> None:
@@ -45,17 +52,28 @@ def _sn(enabled: bool):
     return nn.utils.parametrizations.spectral_norm if enabled else (lambda m: m)
 
 
-class CondBatchNorm2d(nn.Module):
-    """BatchNorm without its own affine; scale and shift come from the class embedding."""
+class ClassEmbedding(nn.Embedding):
+    """G's one class embedding, shared by all its conditional BatchNorms (as in BigGAN).
 
-    def __init__(self, channels: int, num_classes: int):
+    Each layer's gain and shift are a learnt linear map of the class's row, so a step moves
+    them at Adam's pace per weight times the row's size (CLASS_EMBED_STD). Gains looked up per
+    class (de Vries et al.) move by lr per step only: here they learnt the label several times
+    slower than `embed` (class accuracy 0.15 at 80 kimg).
+    """
+
+
+class CondBatchNorm2d(nn.Module):
+    """BatchNorm without its own affine: gain 1 + W_g e and shift W_b e of the class embedding e."""
+
+    def __init__(self, channels: int, cond_dim: int):
         super().__init__()
         self.bn = nn.BatchNorm2d(channels, affine=False)
-        self.gain = nn.Embedding(num_classes, channels)
-        self.shift = nn.Embedding(num_classes, channels)
+        self.gain = nn.Linear(cond_dim, channels, bias=False)
+        self.shift = nn.Linear(cond_dim, channels, bias=False)
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        return self.bn(x) * self.gain(c)[:, :, None, None] + self.shift(c)[:, :, None, None]
+    def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        gain = 1.0 + self.gain(e)[:, :, None, None]  # (B, C, 1, 1)
+        return self.bn(x) * gain + self.shift(e)[:, :, None, None]
 
 
 class SelfAttention(nn.Module):
@@ -82,14 +100,14 @@ class SelfAttention(nn.Module):
 class UpBlock(nn.Module):
     """ConvTranspose 4x4 stride 2, (conditional) BatchNorm, ReLU: doubles the resolution."""
 
-    def __init__(self, cin: int, cout: int, num_classes: int, cbn: bool, sn):
+    def __init__(self, cin: int, cout: int, cbn: bool, sn):
         super().__init__()
         self.conv = sn(nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False))
-        self.norm = CondBatchNorm2d(cout, num_classes) if cbn else nn.BatchNorm2d(cout)
+        self.norm = CondBatchNorm2d(cout, COND_DIM) if cbn else nn.BatchNorm2d(cout)
 
-    def forward(self, h: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, e: torch.Tensor | None) -> torch.Tensor:
         h = self.conv(h)
-        h = self.norm(h, c) if isinstance(self.norm, CondBatchNorm2d) else self.norm(h)
+        h = self.norm(h, e) if isinstance(self.norm, CondBatchNorm2d) else self.norm(h)
         return F.relu(h)
 
 
@@ -113,17 +131,18 @@ class Generator(nn.Module):
         sn = _sn(spectral_norm)
         cbn = bool(num_classes) and cond == "cbn"
         self.embed = nn.Embedding(num_classes, z_dim) if num_classes and not cbn else None
+        self.class_embed = ClassEmbedding(num_classes, COND_DIM) if cbn else None
         in_dim = z_dim * (2 if self.embed is not None else 1)
         self.width = ngf * 2 ** (n_up - 1)  # channels of the first feature map
         self.project = sn(nn.Linear(in_dim, self.width * self.base * self.base, bias=False))
         self.project_norm = (
-            CondBatchNorm2d(self.width, num_classes) if cbn else nn.BatchNorm2d(self.width)
+            CondBatchNorm2d(self.width, COND_DIM) if cbn else nn.BatchNorm2d(self.width)
         )
         self.blocks = nn.ModuleList()
         self.attention = None
         ch, res = self.width, self.base
         for _ in range(n_up - 1):
-            self.blocks.append(UpBlock(ch, ch // 2, num_classes, cbn, sn))
+            self.blocks.append(UpBlock(ch, ch // 2, cbn, sn))
             ch, res = ch // 2, res * 2
             if arch == "sagan" and res == ATTENTION_RES[image_size]:
                 self.attention_after = len(self.blocks) - 1
@@ -134,12 +153,10 @@ class Generator(nn.Module):
         assert_shape(z, (None, self.z_dim))
         h = torch.cat([z, self.embed(c)], dim=1) if self.embed is not None else z
         h = self.project(h).view(-1, self.width, self.base, self.base)  # (B, width, b, b)
-        if isinstance(self.project_norm, CondBatchNorm2d):
-            h = F.relu(self.project_norm(h, c))
-        else:
-            h = F.relu(self.project_norm(h))
+        e = self.class_embed(c) if self.class_embed is not None else None  # (B, COND_DIM)
+        h = F.relu(self.project_norm(h, e) if e is not None else self.project_norm(h))
         for i, block in enumerate(self.blocks):
-            h = block(h, c)  # (B, ch/2, 2r, 2r)
+            h = block(h, e)  # (B, ch/2, 2r, 2r)
             if self.attention is not None and i == self.attention_after:
                 h = self.attention(h)
         img = torch.tanh(self.to_image(h))  # (B, C, S, S) in [-1, 1]
@@ -190,20 +207,20 @@ class Discriminator(nn.Module):
 
 
 def init_weights(module: nn.Module) -> None:
-    """DCGAN initialisation: N(0, 0.02) weights, BN scale N(1, 0.02). Spectrally normalised
+    """DCGAN initialisation: N(0, 0.02) weights, BN scale N(1, 0.02); G's shared class embedding
+    N(0, CLASS_EMBED_STD^2), so conditional BN gains start near 1. Spectrally normalised
     layers keep PyTorch's default initialisation, as in SN-GAN and SAGAN."""
     if nn.utils.parametrize.is_parametrized(module):
         return
-    if isinstance(module, nn.Conv2d | nn.ConvTranspose2d | nn.Linear | nn.Embedding):
+    if isinstance(module, ClassEmbedding):
+        nn.init.normal_(module.weight, 0.0, CLASS_EMBED_STD)
+    elif isinstance(module, nn.Conv2d | nn.ConvTranspose2d | nn.Linear | nn.Embedding):
         nn.init.normal_(module.weight, 0.0, 0.02)
         if getattr(module, "bias", None) is not None:
             nn.init.zeros_(module.bias)
     elif isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d) and module.affine:
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
-    elif isinstance(module, CondBatchNorm2d):
-        nn.init.normal_(module.gain.weight, 1.0, 0.02)
-        nn.init.zeros_(module.shift.weight)
 
 
 def build_generator(spec: dict) -> Generator:

@@ -104,11 +104,14 @@ def test_stage_validate_exits_nonzero_with_one_line_per_failed_check(tmp_path):
 def test_bench_train_prints_one_json_line_per_implementation():
     import json
 
-    args = ("--image-size", "28", "--batch-size", "8", "--steps", "2", "--device", "cpu")
+    args = ("--image-size", "28", "--batch-size", "8", "--steps", "2", "--repeats", "2")
     out = ganops("bench", "train", *args, "--params", str(SMOKE))
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     assert [r["impl"] for r in rows] == ["ganops", "plain"]
     assert all(r["img_per_s"] > 0 and r["batch_size"] == 8 for r in rows)
+    assert all(
+        len(r["runs"]) == 2 and min(r["runs"]) <= r["img_per_s"] <= max(r["runs"]) for r in rows
+    )
     bad = ganops("bench", "train", "--image-size", "48", "--params", str(SMOKE))
     assert bad.returncode == 2 and bad.stderr.startswith("error: bench train: --arch")

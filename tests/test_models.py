@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from components.models import Discriminator, Generator, SelfAttention, latents
+from components.models import (
+    CondBatchNorm2d,
+    Discriminator,
+    Generator,
+    SelfAttention,
+    init_weights,
+    latents,
+)
 from components.train.checkpoint import latest_checkpoint
 from components.train.loop import Callbacks, build_models, fit
 from tests.conftest import smoke_train
@@ -74,14 +81,19 @@ def test_wrong_input_shape_is_caught():
 
 
 def test_conditional_batchnorm_uses_the_label():
-    G = Generator(16, 10, 1, 28, 16, cond="cbn").eval()
+    G = Generator(16, 10, 1, 28, 16, cond="cbn")
+    G.apply(init_weights)
+    G.eval()
     assert G.embed is None  # the label enters through the norms only
+    norms = [m for m in G.modules() if isinstance(m, CondBatchNorm2d)]
+    assert len(norms) == 2  # after the projection and in the one 7->14 block (28 px)
     with torch.no_grad():
-        for m in G.modules():
-            if hasattr(m, "shift"):
-                m.shift.weight.normal_()
-        z = latents([7, 7], 16)
-        a, b = G(z, torch.tensor([1, 2]))
+        e = G.class_embed.weight  # (10, COND_DIM): one shared row per class
+        assert 0.4 < e.std() < 0.6
+        for norm in norms:  # every class starts near plain BatchNorm, each a little apart
+            gain = 1 + norm.gain(e)
+            assert abs(gain.mean() - 1) < 0.1 and 0.02 < gain.std() < 0.3
+        a, b = G(latents([7, 7], 16), torch.tensor([1, 2]))
     assert not torch.equal(a, b)
 
 

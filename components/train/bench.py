@@ -4,13 +4,18 @@ Both train the same G and D (train.arch at `image_size`, DCGAN widths ngf = ndf 
 unconditional, non-saturating loss, BatchNorm in D as in DCGAN) on random uint8 images for
 `warmup` + `steps` steps and time the last `steps`. The ganops side is `fit` itself, with the
 speed options of params.yaml's train section (precision, channels_last, compile), which
-`--set train.KEY=VALUE` overrides. The plain side is bench/plain_train.py. One JSON line each.
+`--set train.KEY=VALUE` overrides. The plain side is bench/plain_train.py.
+
+Shared machines drift, so the implementations take turns `repeats` times and each reports the
+median of its runs (all runs listed under "runs"). One JSON line per implementation.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import statistics
+import sys
 import tempfile
 from pathlib import Path
 
@@ -69,10 +74,17 @@ def run(
     steps: int,
     device_name: str,
     impls: tuple[str, ...] = ("ganops", "plain"),
+    repeats: int = 3,
 ) -> list[dict]:
     import torch
 
-    from components.train.loop import Callbacks, build_models, can_compile, fit
+    from components.train.loop import (
+        Callbacks,
+        build_models,
+        can_compile,
+        fit,
+        use_channels_last,
+    )
 
     if device_name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda: no CUDA device is visible")
@@ -81,28 +93,45 @@ def run(
     gen = torch.Generator().manual_seed(0)
     shape = (8 * batch_size, channels, image_size, image_size)
     images = torch.randint(0, 256, shape, dtype=torch.uint8, generator=gen)
-    common = {
-        "arch": arch,
-        "image_size": image_size,
-        "channels": channels,
-        "batch_size": batch_size,
-        "steps": steps,
-        "device": device_name,
-        "threads": torch.get_num_threads(),
-    }
-    rows = []
-    for impl in impls:
+
+    def once(impl: str) -> float:
         if impl == "ganops":
             with tempfile.TemporaryDirectory(prefix="ganops-bench-") as tmp:
                 state = fit(cfg, images.numpy(), None, 0, Path(tmp), Callbacks(), device=device)
-            ips = state.history[-1]["img_per_s"]  # the second window: after the warm-up
-            options = {k: getattr(cfg, k) for k in ("precision", "channels_last", "compile")}
-            options["compile"] = can_compile(cfg, device)
-        else:
-            torch.manual_seed(cfg.seed)
-            G, D = build_models(cfg, 0, channels, image_size)
-            ips = _plain_module().run(G, D, images, Z_DIM, batch_size, steps, device, steps)
-            options = {"precision": "fp32", "channels_last": False, "compile": False}
-        rows.append({"impl": impl, "img_per_s": round(ips, 1), **common, **options})
+            return state.history[-1]["img_per_s"]  # the second window: after the warm-up
+        torch.manual_seed(cfg.seed)
+        G, D = build_models(cfg, 0, channels, image_size)
+        return _plain_module().run(G, D, images, Z_DIM, batch_size, steps, device, steps)
+
+    runs: dict[str, list[float]] = {impl: [] for impl in impls}
+    for r in range(repeats):  # take turns, so drift on the machine hits every impl alike
+        for impl in impls:
+            runs[impl].append(round(once(impl), 1))
+            print(f"bench: {impl} run {r + 1}/{repeats}: {runs[impl][-1]} img/s", file=sys.stderr)
+    options = {
+        "ganops": {
+            "precision": cfg.precision,
+            "channels_last": use_channels_last(cfg, device),
+            "compile": can_compile(cfg, device),
+        },
+        "plain": {"precision": "fp32", "channels_last": False, "compile": False},
+    }
+    rows = []
+    for impl in impls:
+        rows.append(
+            {
+                "impl": impl,
+                "img_per_s": round(statistics.median(runs[impl]), 1),
+                "runs": runs[impl],
+                "arch": arch,
+                "image_size": image_size,
+                "channels": channels,
+                "batch_size": batch_size,
+                "steps": steps,
+                "device": device_name,
+                "threads": torch.get_num_threads(),
+                **options[impl],
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
     return rows

@@ -97,6 +97,14 @@ def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.precision]
 
 
+def use_channels_last(cfg: TrainConfig, device: torch.device) -> bool:
+    """train.channels_last; auto = NHWC on CUDA and on CPU (oneDNN's convolutions are faster in
+    NHWC: faster at 64 px here, no slower at 28 px), NCHW elsewhere."""
+    if cfg.channels_last == "auto":
+        return device.type in ("cuda", "cpu")
+    return bool(cfg.channels_last)
+
+
 def can_compile(cfg: TrainConfig, device: torch.device) -> bool:
     """train.compile, unless inductor has no C++ compiler to build CPU kernels with."""
     import shutil
@@ -208,8 +216,9 @@ def fit(
     seed_everything(cfg.seed)  # the same initial weights on every rank
     n, channels, image_size = len(real_images), real_images.shape[1], real_images.shape[2]
     G, D = build_models(cfg, num_classes, channels, image_size)
-    nhwc = cfg.channels_last is True or (cfg.channels_last == "auto" and device.type == "cuda")
-    memory_format = torch.channels_last if nhwc else torch.contiguous_format
+    memory_format = (
+        torch.channels_last if use_channels_last(cfg, device) else torch.contiguous_format
+    )
     G, D = G.to(device, memory_format=memory_format), D.to(device, memory_format=memory_format)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_kw = {"betas": (cfg.beta1, cfg.beta2)}
