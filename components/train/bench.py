@@ -93,6 +93,7 @@ def run(
     gen = torch.Generator().manual_seed(0)
     shape = (8 * batch_size, channels, image_size, image_size)
     images = torch.randint(0, 256, shape, dtype=torch.uint8, generator=gen)
+    plain = _plain_module() if "plain" in impls else None
 
     def once(impl: str) -> float:
         if impl == "ganops":
@@ -101,7 +102,7 @@ def run(
             return state.history[-1]["img_per_s"]  # the second window: after the warm-up
         torch.manual_seed(cfg.seed)
         G, D = build_models(cfg, 0, channels, image_size)
-        return _plain_module().run(G, D, images, Z_DIM, batch_size, steps, device, steps)
+        return plain.run(G, D, images, Z_DIM, batch_size, steps, device, steps)
 
     runs: dict[str, list[float]] = {impl: [] for impl in impls}
     for r in range(repeats):  # take turns, so drift on the machine hits every impl alike
