@@ -25,8 +25,11 @@ install: $(STAMP) ## Create .venv and install the pinned dependencies (torch 2.1
 run: $(STAMP) ## Run the whole pipeline (Prefect flow) on params.yaml
 	ganops run
 
-test: $(STAMP) ## Run the whole test suite
+test: $(STAMP) ## Run the whole test suite (unit, data, model, e2e)
 	pytest
+
+test-fast: $(STAMP) ## Run the unit and data tests (under a minute)
+	pytest tests/unit tests/data -m "not slow"
 
 lint: $(STAMP) ## ruff lint and format check
 	ruff check .
@@ -54,4 +57,4 @@ worker: $(STAMP) ## Run a worker for the `ganops` pool (executes scheduled and o
 clean: ## Remove pipeline outputs (keeps .venv, mlflow.db and the DVC cache)
 	rm -rf data/processed models checkpoints reports .cache
 
-.PHONY: help install run test lint repro mlflow-ui lock clean server deploy worker
+.PHONY: help install run test test-fast lint repro mlflow-ui lock clean server deploy worker

@@ -23,6 +23,7 @@ from pathlib import Path
 from components.config import load_params
 from components.layout import Layout
 from components import ingest, validate
+from components.dataset import load_dataset
 root, source, stage = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 params = load_params(sys.argv[4], [f"ingest.source={source}", "validate.min_images=10",
                                    "validate.max_duplicate_fraction=1.0"])
@@ -31,7 +32,7 @@ start = time.perf_counter()
 if stage == "ingest":
     n = ingest.run(params.ingest, layout)["n_images"]
 else:
-    data = ingest.load_dataset(layout)
+    data = load_dataset(layout)
     n = len(data.images)
     validate.validate_dataset(params.validate_, data, layout)
 elapsed = time.perf_counter() - start

@@ -11,14 +11,12 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from components.config import IngestConfig
-from components.errors import DataError
 from components.layout import Layout, atomic_dir, write_json
 from components.sources import Chunk, Source, open_source
 
@@ -184,30 +182,3 @@ def run(cfg: IngestConfig, layout: Layout) -> dict:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return manifest
-
-
-@dataclass(frozen=True)
-class Dataset:
-    images: np.ndarray  # (N, C, H, W) uint8
-    meta: pd.DataFrame
-    manifest: dict
-
-    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """(images, labels) of one split, readable images only."""
-        mask = ((self.meta["split"] == name) & self.meta["readable"]).to_numpy()
-        return self.images[mask], self.meta["label"].to_numpy()[mask]
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.manifest["class_names"]) if self.manifest["conditional"] else 0
-
-
-def load_dataset(layout: Layout) -> Dataset:
-    """Read what ingest wrote (numpy arrays only: no pickle)."""
-    if not layout.manifest.is_file():
-        raise DataError(f"{layout.processed}: no processed dataset; run `ganops stage ingest`")
-    from components.layout import read_json
-
-    images = np.load(layout.images, mmap_mode="r", allow_pickle=False)
-    meta = pd.read_csv(layout.meta, index_col="index")
-    return Dataset(images, meta, read_json(layout.manifest))

@@ -113,9 +113,9 @@ def champion_fid(client, name: str, layout: Layout, run) -> tuple[float | None, 
         return float(champion.tags["fid"]), f"v{champion.version}, same dataset"
 
     from components.config import EvaluateConfig
+    from components.dataset import load_dataset
     from components.evaluate import evaluate
     from components.evaluate.features import load_or_train_classifier
-    from components.ingest import load_dataset
     from components.models import load_generator
 
     model_dir = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{champion.version}"))

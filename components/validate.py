@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from components.config import ValidateConfig
+from components.dataset import Dataset, load_dataset
 from components.errors import ValidationFailed
-from components.ingest import Dataset, load_dataset
 from components.layout import Layout, atomic_dir, write_json
 
 SUITE_NAME = "ganops-images"

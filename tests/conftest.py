@@ -97,3 +97,14 @@ def start_server(args: list[str], ready_url: str, timeout: float = 120):
                 server.kill()
                 pytest.fail(f"{args[:3]} did not start: {server.stderr.read()[-3000:]}")
             time.sleep(0.5)
+
+
+KINDS = ("unit", "data", "model", "e2e")  # tests/<kind>/: what a test checks
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test with its folder's kind, so `-m unit` etc. select by what they check."""
+    for item in items:
+        kind = Path(str(item.fspath)).parent.name
+        if kind in KINDS:
+            item.add_marker(getattr(pytest.mark, kind))

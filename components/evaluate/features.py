@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from components.config import EvaluateConfig
-from components.ingest import Dataset
+from components.dataset import Dataset
 from components.layout import Layout, read_json, write_json
 
 BATCH = 500  # images per forward pass; no metric depends on it (tested)

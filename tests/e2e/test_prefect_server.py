@@ -25,8 +25,7 @@ import yaml
 from components import tracking
 from components.config import STAGES
 from components.layout import read_json
-
-from .conftest import ROOT, SMOKE
+from tests.conftest import ROOT, SMOKE
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from .conftest import ROOT, SMOKE
+from tests.conftest import ROOT, SMOKE
 
 HEAVY = ("torch", "prefect", "mlflow", "dvc", "great_expectations")
 

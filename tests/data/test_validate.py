@@ -36,8 +36,7 @@ def run_suite(params, images, labels, manifest=MANIFEST, docs_dir=None):
 @pytest.fixture(scope="module")
 def params():
     from components.config import load_params
-
-    from .conftest import SMOKE
+    from tests.conftest import SMOKE
 
     return load_params(SMOKE)
 

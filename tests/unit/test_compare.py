@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from . import datagen
+from tests import datagen
 
 KEYS = {"fid", "kid", "precision", "recall", "density", "coverage"}
 

@@ -8,8 +8,7 @@ from pydantic import ValidationError
 
 from components.config import STAGES, load_params
 from components.errors import ConfigError
-
-from .conftest import ROOT, SMOKE
+from tests.conftest import ROOT, SMOKE
 
 
 def test_default_params_load_into_frozen_sections():

@@ -12,9 +12,8 @@ import pytest
 from components import register as reg
 from components.errors import RegistryError
 from components.layout import Layout
-
-from .conftest import ROOT, start_server, use_store
-from .registry_worker import register
+from tests.conftest import ROOT, start_server, use_store
+from tests.registry_worker import register
 
 
 @pytest.fixture

@@ -10,9 +10,8 @@ import pytest
 from components import ingest
 from components.cli import main
 from components.layout import Layout
-
-from .conftest import use_store
-from .registry_worker import register
+from tests.conftest import use_store
+from tests.registry_worker import register
 
 
 def ganops(*args):

@@ -15,8 +15,7 @@ import pytest
 from components import ingest
 from components.errors import TrainingDiverged
 from components.layout import Layout, read_json
-
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 
 @pytest.fixture

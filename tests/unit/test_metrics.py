@@ -84,9 +84,9 @@ def test_pure_noise_scores_worst():
 
 def test_no_metric_depends_on_the_batch_size(tmp_path, smoke_params):
     """The whole evaluation (generation, features, metrics) at two batch sizes."""
+    from components.dataset import load_dataset
     from components.evaluate import evaluate
     from components.evaluate.features import train_classifier
-    from components.ingest import load_dataset
     from components.ingest import run as ingest_run
     from components.layout import Layout
     from components.models import Generator

@@ -13,9 +13,8 @@ import yaml
 from components import ingest, orchestrate
 from components.config import load_params
 from components.layout import Layout, write_json
-
-from . import datagen
-from .conftest import ROOT, SMOKE
+from tests import datagen
+from tests.conftest import ROOT, SMOKE
 
 
 def test_folder_fingerprint_follows_content_not_location(tmp_path):

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from components import ingest, validate
+from components.dataset import load_dataset
 from components.errors import DataError
 from components.layout import Layout
-
-from . import datagen
+from tests import datagen
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def cfg(smoke_params):
 def ingest_to(cfg, tmp_path):
     layout = Layout(tmp_path / "proj")
     manifest = ingest.run(cfg, layout)
-    return layout, manifest, ingest.load_dataset(layout)
+    return layout, manifest, load_dataset(layout)
 
 
 def test_rgb_class_folders_are_labelled_by_folder_and_resized(cfg, tmp_path):

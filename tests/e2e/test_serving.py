@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from .conftest import start_server, use_store
-from .registry_worker import register
-from .test_register import _free_port
+from tests.conftest import start_server, use_store
+from tests.e2e.test_register import _free_port
+from tests.registry_worker import register
 
 pytestmark = pytest.mark.slow
 

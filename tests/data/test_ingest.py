@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from components import ingest
+from components.dataset import load_dataset
 from components.errors import DataError
 from components.layout import Layout
 
@@ -13,7 +14,7 @@ from components.layout import Layout
 def test_mnist5k_ingest_writes_dataset(project, smoke_params):
     layout = Layout(project)
     manifest = ingest.run(smoke_params.ingest, layout)
-    data = ingest.load_dataset(layout)
+    data = load_dataset(layout)
     assert data.images.shape == (5000, 1, 28, 28) and data.images.dtype == np.uint8
     assert manifest["n_train"] == 4000 and manifest["n_test"] == 1000
     assert set(data.meta.columns) >= {"label", "split", "hash"}
@@ -28,7 +29,7 @@ def test_mnist5k_ingest_writes_dataset(project, smoke_params):
 def _ingest(cfg, root):
     layout = Layout(root)
     manifest = ingest.run(cfg, layout)
-    return ingest.load_dataset(layout), manifest
+    return load_dataset(layout), manifest
 
 
 def test_ingest_is_deterministic_and_seed_changes_split(smoke_params, tmp_path):

@@ -23,9 +23,8 @@ import yaml
 
 from components import tracking
 from components.config import STAGES
-
-from . import datagen
-from .conftest import ROOT
+from tests import datagen
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -12,9 +12,8 @@ import pandas as pd
 import pytest
 
 from components.cli import main
-
-from . import datagen
-from .conftest import ROOT
+from tests import datagen
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,8 @@ import venv
 
 import pytest
 
-from .conftest import ROOT, use_store
-from .registry_worker import register
+from tests.conftest import ROOT, use_store
+from tests.registry_worker import register
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,126 @@
+"""evaluate: score G_ema against the held-out test split, offline, in a domain feature space.
+
+Features come from a small network trained on the real train split (features.py); metrics are
+small functions in a registry (metrics.py), each reported with its real-vs-real floor: the same
+metric on real train vs real test at the same n, so a value reads as "how far from
+indistinguishable". One plain dict goes to reports/metrics.json (DVC), MLflow and Prefect.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from components.config import EvaluateConfig
+from components.dataset import Dataset, load_dataset
+from components.evaluate.features import BATCH, Classifier, load_or_train_classifier, predict
+from components.evaluate.metrics import Pair, Side, compute
+from components.layout import Layout, write_json
+
+
+def load_g_ema(models_dir: Path):
+    """G_ema from models/ (safetensors + spec json)."""
+    from components.models import load_generator
+
+    spec = json.loads((models_dir / "generator.json").read_text())
+    return load_generator(models_dir / "G_ema.safetensors", spec), spec
+
+
+@torch.no_grad()
+def generate(G, labels: np.ndarray | None, n: int, seed: int, batch: int = BATCH) -> np.ndarray:
+    """n uint8 images (N, C, H, W) for the given labels; image i uses latent seed `seed*10^6+i`."""
+    from components.images import to_uint8
+    from components.models import latents
+
+    z = latents(seed * 1_000_000 + np.arange(n), G.z_dim)  # (n, z_dim)
+    c = torch.as_tensor(labels[:n]) if labels is not None else None
+    out = [
+        to_uint8(G(z[i : i + batch], c[i : i + batch] if c is not None else None))
+        for i in range(0, n, batch)
+    ]
+    return np.concatenate(out)
+
+
+def evaluate(
+    cfg: EvaluateConfig, data: Dataset, G, net: Classifier, batch: int = BATCH
+) -> tuple[dict, dict[str, Side]]:
+    """Every metric in `evaluate.metrics` of G against the test split, each with its floor.
+
+    Returns the metrics and the three sample sets (test, generated, train) for the pictures.
+    """
+    test_x, test_y = data.split("test")
+    train_x, train_y = data.split("train")
+    n = min(cfg.n_samples, len(test_x), len(train_x))
+    rng = np.random.default_rng(cfg.seed)
+    test_idx = np.sort(rng.choice(len(test_x), n, replace=False))
+    train_idx = np.sort(rng.choice(len(train_x), n, replace=False))
+    labelled = data.num_classes > 0
+    asked = test_y[test_idx] if labelled else None  # the generator is asked for the test mix
+
+    def side(images: np.ndarray, labels: np.ndarray | None) -> Side:
+        feats, pred = predict(net, images, batch)
+        return Side(images, feats, labels, pred.numpy() if labelled else None)
+
+    sets = {
+        "test": side(np.ascontiguousarray(test_x[test_idx]), asked),
+        "generated": side(generate(G, asked, n, cfg.seed, batch), asked),
+        "train": side(
+            np.ascontiguousarray(train_x[train_idx]), train_y[train_idx] if labelled else None
+        ),
+    }
+    common = {
+        "num_classes": data.num_classes,
+        "nearest_k": cfg.nearest_k,
+        "kid_subset_size": cfg.kid_subset_size,
+        "seed": cfg.seed,
+        "classifier_epochs": cfg.classifier_epochs,
+    }
+    metrics: dict = {"n": n, "seed": cfg.seed}
+    metrics.update(
+        compute(
+            list(cfg.metrics),
+            Pair(sets["test"], sets["generated"], **common),
+            Pair(sets["test"], sets["train"], **common),
+        )
+    )
+    return metrics, sets
+
+
+def run(cfg: EvaluateConfig, layout: Layout) -> dict:
+    """The evaluate stage: reports/metrics.json, pictures under reports/, the same in MLflow."""
+    import mlflow
+
+    from components import tracking
+    from components.evaluate import pictures
+
+    data = load_dataset(layout)
+    net, clf_acc = load_or_train_classifier(cfg, layout, data)
+    G, _spec = load_g_ema(layout.models)
+    metrics, sets = evaluate(cfg, data, G, net)
+    if clf_acc is not None:
+        metrics["classifier_acc"] = clf_acc
+    else:
+        print("evaluate: unlabeled data: autoencoder features; class-based metrics skipped")
+    if "fid" in metrics:
+        metrics["fid_ratio"] = metrics["fid"] / max(metrics["fid_floor"], 1e-12)
+    reports = layout.root / "reports"
+    paths = [
+        pictures.class_grid(G, data.num_classes, cfg.seed, reports / "eval_samples.png"),
+        pictures.interpolation_grid(G, data.num_classes, cfg.seed, reports / "interpolation.png"),
+        pictures.nearest_real_grid(sets["generated"], sets["train"], reports / "nearest_real.png"),
+    ]
+    if layout.train_log.is_file():
+        paths.append(pictures.loss_curves(layout.train_log, reports / "losses.png"))
+    write_json(layout.metrics, metrics)
+
+    tracking.setup(layout)
+    with mlflow.start_run(run_id=tracking.train_run_id(layout)):
+        mlflow.log_params({f"evaluate.{k}": v for k, v in cfg.model_dump().items()})
+        mlflow.log_metrics({f"eval/{k}": float(v) for k, v in metrics.items()})
+        mlflow.log_artifact(str(layout.metrics))
+        for path in paths:
+            mlflow.log_artifact(str(path), artifact_path="evaluation")
+    return metrics
