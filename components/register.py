@@ -207,19 +207,13 @@ def model_card(metrics: dict, tags: dict, params: dict, alias: str, reason: str)
 @contextmanager
 def promotion_lock(uri: str, timeout: float = 600):
     """One alias decision at a time per registry: the read-decide-write of aliases is atomic for
-    every process on this host (a file lock keyed by the tracking URI)."""
-    from filelock import FileLock, Timeout
+    every process that promotes into it. A Postgres store or an MLflow server next to a Prefect
+    server gets a lock that holds across machines; the embedded default keeps a file lock
+    (components/locks.py)."""
+    from components.locks import promotion_lock as registry_lock
 
-    key = hashlib.sha256(uri.encode()).hexdigest()[:16]
-    LOCK_DIR.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(LOCK_DIR / f"registry-{key}.lock"))
-    try:
-        with lock.acquire(timeout=timeout):
-            yield
-    except Timeout:
-        raise RegistryError(
-            f"registry {uri}: another promotion held the lock for {timeout}s"
-        ) from None
+    with registry_lock(uri, timeout):
+        yield
 
 
 def _alias_version(client, name: str, alias: str) -> str | None:
