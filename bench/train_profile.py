@@ -1,7 +1,7 @@
 """Where a training step's time goes: the figures behind the README's CPU speed analysis.
 
 On the `ganops bench train` config (canonical DCGAN at 64 px, batch 128, BatchNorm in D), with
-`fit` itself doing the steps, it prints one JSON line each for:
+`fit_gan` itself doing the steps, it prints one JSON line each for:
   flops        GFLOP per step, counted by torch.utils.flop_counter over whole steps;
   conv_share   the share of operator time spent in convolutions (torch.profiler);
   layout       img/s and achieved GFLOP/s with NCHW and with NHWC activations;
@@ -23,15 +23,18 @@ import torch
 from components.config import load_params
 from components.models import Discriminator, init_weights
 from components.train.bench import bench_config
-from components.train.loop import Callbacks, fit
+from components.train.gan import fit_gan
+from components.train.loop import Callbacks
 
 CONV_OPS = ("convolution", "conv2d", "conv_transpose")
 
 
 def train(cfg, images, steps_done: list[int]) -> float:
-    """Run fit (warm-up window + timed window); returns the timed window's img/s."""
+    """Run fit_gan (warm-up window + timed window); returns the timed window's img/s."""
     with tempfile.TemporaryDirectory(prefix="ganops-profile-") as tmp:
-        state = fit(cfg, images, None, 0, Path(tmp), Callbacks(), device=torch.device("cpu"))
+        state = fit_gan(
+            cfg, images, None, 0, Path(tmp), Callbacks(), device=torch.device("cpu")
+        )
     steps_done.append(state.step)
     return state.history[-1]["img_per_s"]
 

@@ -27,3 +27,9 @@ class TrainingDiverged(GanopsError):
 
 class RegistryError(GanopsError):
     """A registry operation cannot be done (no such version, no alias to roll back to)."""
+
+
+class TrainingInterrupted(GanopsError):
+    """SIGINT/SIGTERM stopped training after a step; a checkpoint was kept for resume."""
+
+    exit_code = 130

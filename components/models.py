@@ -247,6 +247,25 @@ def load_generator(weights: str | Path, spec: dict) -> Generator:
     return G.eval().requires_grad_(False)
 
 
+GENERATOR_FILES = ("G_ema.safetensors", "generator.json")  # what a registered generator ships
+
+
+def load_model_dir(folder: str | Path) -> tuple[Generator, dict]:
+    """(G_ema in eval mode, its spec) from a folder holding GENERATOR_FILES at any depth:
+    models/, a downloaded model version, or a pyfunc's artifacts. The one way G is rebuilt."""
+    import json
+
+    folder = Path(folder)
+    found = {name: next(folder.rglob(name), None) for name in GENERATOR_FILES}
+    missing = [name for name, path in found.items() if path is None]
+    if missing:
+        from components.errors import DataError
+
+        raise DataError(f"{folder}: no {' or '.join(missing)}; not a ganops generator")
+    spec = json.loads(found["generator.json"].read_text())
+    return load_generator(found["G_ema.safetensors"], spec), spec
+
+
 def latents(seeds, z_dim: int, truncation: float = 1.0) -> torch.Tensor:
     """One z per seed, drawn on its own generator: the image of a seed never depends on the batch.
 

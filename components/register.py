@@ -72,8 +72,10 @@ def decide(cfg: RegisterConfig, metrics: dict, champion_fid: float | None) -> tu
 def model_signature(spec: dict):
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
+    from mlflow.types.schema import AnyType
 
-    cols = [ColSpec("long", "label")] if spec["num_classes"] else []
+    # label: an integer or a class name ("7", "cat"), resolved by the model itself
+    cols = [ColSpec(AnyType(), "label")] if spec["num_classes"] else []
     cols.append(ColSpec("long", "seed"))
     shape = (-1, spec["channels"], spec["image_size"], spec["image_size"])
     return ModelSignature(
@@ -116,10 +118,10 @@ def champion_fid(client, name: str, layout: Layout, run) -> tuple[float | None, 
     from components.dataset import load_dataset
     from components.evaluate import evaluate
     from components.evaluate.features import load_or_train_classifier
-    from components.models import load_generator
+    from components.models import load_model_dir
 
     model_dir = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{champion.version}"))
-    spec = json.loads(next(model_dir.rglob("generator.json")).read_text())
+    G, spec = load_model_dir(model_dir)
     data = load_dataset(layout)
     shape = [spec["channels"], spec["image_size"], spec["image_size"]]
     if shape != list(data.manifest["shape"]) or spec["num_classes"] != data.num_classes:
@@ -132,7 +134,6 @@ def champion_fid(client, name: str, layout: Layout, run) -> tuple[float | None, 
     }
     cfg = EvaluateConfig.model_validate({**protocol, "metrics": ["fid"]})
     net, _ = load_or_train_classifier(cfg, layout, data)
-    G = load_generator(next(model_dir.rglob("G_ema.safetensors")), spec)
     fid = evaluate(cfg, data, G, net)[0]["fid"]
     return fid, f"v{champion.version} re-evaluated on this dataset's test split"
 
@@ -142,7 +143,7 @@ def log_generator(layout: Layout, spec: dict, name: str):
     import mlflow
     import pandas as pd
 
-    from components.serve import GeneratorModel
+    from components.models import GENERATOR_FILES
 
     example = (
         pd.DataFrame({"label": [0, 1], "seed": [0, 1]})
@@ -151,8 +152,8 @@ def log_generator(layout: Layout, spec: dict, name: str):
     )
     return mlflow.pyfunc.log_model(
         name="generator",
-        python_model=GeneratorModel(),
-        artifacts={a: str(layout.models / a) for a in ("G_ema.safetensors", "generator.json")},
+        python_model=str(COMPONENTS_DIR / "pyfunc_generator.py"),  # models from code: no pickle
+        artifacts={a: str(layout.models / a) for a in GENERATOR_FILES},
         code_paths=[str(COMPONENTS_DIR)],
         signature=model_signature(spec),
         input_example=example,

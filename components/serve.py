@@ -1,12 +1,13 @@
 """The registered generator as an MLflow pyfunc: DataFrame(label, seed) -> uint8 (N, C, H, W).
 
-This module is shipped with the model (code_paths) and imports only what the model's
-pip_requirements declare: torch, safetensors, numpy, pandas, mlflow.
+Logged as MLflow "models from code" (components/pyfunc_generator.py builds the model object;
+weights are safetensors artifacts), so loading a model version never unpickles anything. This
+module ships with the model (code_paths) and imports only what the model's pip_requirements
+declare: torch, safetensors, numpy, pandas, mlflow.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -15,16 +16,41 @@ import pandas as pd
 import torch
 
 from components.images import to_uint8
-from components.models import latents, load_generator
+from components.models import GENERATOR_FILES, latents, load_model_dir
 
-ARTIFACTS = ("G_ema.safetensors", "generator.json")
+ARTIFACTS = GENERATOR_FILES
+
+
+def resolve_labels(values, class_names: list[str]) -> np.ndarray:
+    """Integer labels from integers or class names ("7", "cat"): a string is looked up among
+    the class names recorded at ingest first, then read as an index if it is all digits."""
+    index = {name: i for i, name in enumerate(class_names)}
+    out = []
+    for value in values:
+        if isinstance(value, str):
+            if value in index:
+                out.append(index[value])
+            elif value.strip().lstrip("-").isdigit():
+                out.append(int(value))
+            else:
+                raise ValueError(
+                    f"label {value!r} is not a class of this generator "
+                    f"(one of {', '.join(class_names)})"
+                )
+        else:
+            out.append(int(value))
+    labels = np.asarray(out, dtype=np.int64)
+    bad = (labels < 0) | (labels >= len(class_names))
+    if bad.any():
+        raise ValueError(
+            f"label out of range 0..{len(class_names) - 1}: {labels[bad][:5].tolist()}"
+        )
+    return labels
 
 
 class GeneratorModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
-        spec = json.loads(Path(context.artifacts["generator.json"]).read_text())
-        self.spec = spec
-        self.G = load_generator(Path(context.artifacts["G_ema.safetensors"]), spec)
+        self.G, self.spec = load_model_dir(Path(context.artifacts["generator.json"]).parent)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> np.ndarray:
         truncation = float((params or {}).get("truncation", 1.0))
@@ -35,14 +61,11 @@ class GeneratorModel(mlflow.pyfunc.PythonModel):
         if self.spec["num_classes"]:
             if "label" not in model_input.columns:
                 raise ValueError("this generator is conditional: input needs a column 'label'")
-            labels = model_input["label"].astype("int64").to_numpy()
-            bad = (labels < 0) | (labels >= self.spec["num_classes"])
-            if bad.any():
-                raise ValueError(
-                    f"label out of range 0..{self.spec['num_classes'] - 1}: "
-                    f"{labels[bad][:5].tolist()}"
-                )
+            names = self.spec.get("class_names") or [
+                str(i) for i in range(self.spec["num_classes"])
+            ]
+            labels = resolve_labels(model_input["label"].tolist(), names)
         z = latents(seeds, self.spec["z_dim"], truncation)
-        c = torch.as_tensor(np.array(labels)) if labels is not None else None
+        c = torch.as_tensor(labels) if labels is not None else None
         with torch.no_grad():
             return to_uint8(self.G(z, c))  # (N, C, H, W) uint8

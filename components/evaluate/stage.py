@@ -8,7 +8,6 @@ indistinguishable". One plain dict goes to reports/metrics.json (DVC), MLflow an
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +21,10 @@ from components.layout import Layout, write_json
 
 
 def load_g_ema(models_dir: Path):
-    """G_ema from models/ (safetensors + spec json)."""
-    from components.models import load_generator
+    """G_ema and its spec from models/."""
+    from components.models import load_model_dir
 
-    spec = json.loads((models_dir / "generator.json").read_text())
-    return load_generator(models_dir / "G_ema.safetensors", spec), spec
+    return load_model_dir(models_dir)
 
 
 @torch.no_grad()

@@ -2,7 +2,7 @@
 
 Both train the same G and D (train.arch at `image_size`, DCGAN widths ngf = ndf = 64, z 100,
 unconditional, non-saturating loss, BatchNorm in D as in DCGAN) on random uint8 images for
-`warmup` + `steps` steps and time the last `steps`. The ganops side is `fit` itself, with the
+`warmup` + `steps` steps and time the last `steps`. The ganops side is `fit_gan` itself, with the
 speed options of params.yaml's train section (precision, channels_last, compile), which
 `--set train.KEY=VALUE` overrides. The plain side is bench/plain_train.py.
 
@@ -78,13 +78,8 @@ def run(
 ) -> list[dict]:
     import torch
 
-    from components.train.loop import (
-        Callbacks,
-        build_models,
-        can_compile,
-        fit,
-        use_channels_last,
-    )
+    from components.train.gan import build_models, fit_gan
+    from components.train.loop import Callbacks, can_compile, use_channels_last
 
     if device_name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda: no CUDA device is visible")
@@ -98,7 +93,7 @@ def run(
     def once(impl: str) -> float:
         if impl == "ganops":
             with tempfile.TemporaryDirectory(prefix="ganops-bench-") as tmp:
-                state = fit(cfg, images.numpy(), None, 0, Path(tmp), Callbacks(), device=device)
+                state = fit_gan(cfg, images.numpy(), None, 0, Path(tmp), Callbacks(), device=device)
             return state.history[-1]["img_per_s"]  # the second window: after the warm-up
         torch.manual_seed(cfg.seed)
         G, D = build_models(cfg, 0, channels, image_size)

@@ -1,5 +1,5 @@
-"""Full training checkpoints: models, optimisers, grad scaler, RNG states, step/kimg, the best
-probe result, history and the resolved train config.
+"""Full training checkpoints: a family's nets, optimisers and extra state (grad scaler, fake
+pools, ...), RNG states, step/kimg, the best probe result, history and the resolved train config.
 
 Saved with torch.save of plain containers and tensors only, loaded with weights_only=True, so
 loading never unpickles arbitrary objects. Written to a temp file and renamed into place.
@@ -65,13 +65,12 @@ def latest_checkpoint(ckpt_dir: Path) -> Path | None:
 
 
 def save_checkpoint(ckpt_dir: Path, state: TrainState) -> Path:
+    """The whole state of the run (see the module doc), written atomically; keeps KEEP."""
+    family = state.family
     payload = {
-        "G": state.G.state_dict(),
-        "D": state.D.state_dict(),
-        "G_ema": state.G_ema.state_dict(),
-        "opt_G": state.opt_G.state_dict(),
-        "opt_D": state.opt_D.state_dict(),
-        "scaler": state.scaler.state_dict(),
+        "modules": {name: m.state_dict() for name, m in family.modules().items()},
+        "optimizers": {name: o.state_dict() for name, o in family.optimizers().items()},
+        "extra": family.extra_state(),
         "config": state.config,
         "step": state.step,
         "kimg": state.kimg,
@@ -80,7 +79,7 @@ def save_checkpoint(ckpt_dir: Path, state: TrainState) -> Path:
         "best": {
             "metric": state.best_metric,
             "step": state.best_step,
-            "G_ema": state.best_G_ema or {},
+            "state": state.best_state or {},
         },
         "rng": _rng_state(),
     }
@@ -99,13 +98,16 @@ def load_checkpoint(ckpt_dir: Path, state: TrainState) -> Path | None:
     if path is None:
         return None
     payload = torch.load(path, map_location="cpu", weights_only=True)
-    for name in ("G", "D", "G_ema", "opt_G", "opt_D", "scaler"):
-        getattr(state, name).load_state_dict(payload[name])
+    family = state.family
+    for kind, objects in (("modules", family.modules()), ("optimizers", family.optimizers())):
+        for name, obj in objects.items():
+            obj.load_state_dict(payload[kind][name])
+    family.load_extra_state(payload["extra"])
     state.step = int(payload["step"])
     state.history = list(payload["history"])
     state.probes = list(payload["probes"])
     best = payload["best"]
     state.best_metric, state.best_step = float(best["metric"]), int(best["step"])
-    state.best_G_ema = dict(best["G_ema"]) or None
+    state.best_state = dict(best["state"]) or None
     _set_rng_state(payload["rng"])
     return path

@@ -1,9 +1,12 @@
-"""train: fit a (conditional) GAN on the processed train split; log everything to one MLflow run.
+"""train: fit the model family of `train.arch` on the processed train split; log everything to
+one MLflow run.
 
-Outputs (models/): G, G_ema and D as safetensors, the generator spec, and run.json naming the
-MLflow run that evaluate and register continue. Full checkpoints go to checkpoints/<config>/ and
-a rerun of the same config resumes from the newest one. train.devices > 1 runs DDP under
-torchrun (components/train/distributed.py); rank 0 does all the writing.
+Outputs (models/): the family's nets as safetensors (G, G_ema, D for noise -> image), the
+generator spec, and run.json naming the MLflow run that evaluate and register continue. Full
+checkpoints go to checkpoints/<trajectory key>/: a rerun with the same trajectory (arch, losses,
+optimiser, seed, data; not kimg or logging cadence) resumes from the newest one, so a longer
+train.kimg continues a finished run. train.devices > 1 runs DDP under torchrun
+(components/train/distributed.py); rank 0 does all the writing.
 """
 
 from __future__ import annotations
@@ -17,21 +20,23 @@ import pandas as pd
 
 from components.config import TrainConfig, flatten
 from components.dataset import load_dataset
-from components.errors import ConfigError
+from components.errors import ConfigError, GanopsError
 from components.layout import Layout, atomic_dir, read_json, write_json
 
-MODEL_FILES = ("G", "G_ema", "D")
+# train keys that change how long or how often, not what is learnt: left out of the checkpoint key
+SCHEDULE_KEYS = ("kimg", "log_every", "sample_every_kimg", "eval_every_kimg", "ckpt_every_kimg")
 
 
 def checkpoint_dir(cfg: TrainConfig, layout: Layout, data_hash: str) -> Path:
-    """One folder per (train config, dataset): a rerun of the same pair resumes there."""
-    key = json.dumps({"train": cfg.model_dump(mode="json"), "data": data_hash}, sort_keys=True)
+    """One folder per training trajectory: the train config less SCHEDULE_KEYS, and the data."""
+    trajectory = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in SCHEDULE_KEYS}
+    key = json.dumps({"train": trajectory, "data": data_hash}, sort_keys=True)
     return layout.checkpoints / hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
-def _progress_printer(log_every: int):
-    """A rich progress bar: step, kimg, losses and img/s. Without a terminal (CI, logs,
-    Prefect workers) it prints a plain line at every tenth of the run instead."""
+def _progress_printer(log_every: int, stat_names: tuple[str, ...]):
+    """A rich progress bar: step, kimg, the family's first losses and img/s. Without a terminal
+    (CI, logs, Prefect workers) it prints a plain line at every tenth of the run instead."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -46,10 +51,8 @@ def _progress_printer(log_every: int):
     task = bar.add_task("train", total=None, info="")
 
     def update(step: int, total: int, row: dict) -> None:
-        info = (
-            f"kimg {row['kimg']:.1f}  d_loss {row['d_loss']:.3f}  g_loss {row['g_loss']:.3f}"
-            f"  D(x) {row['D_x']:.2f}  D(G(z)) {row['D_G_z']:.2f}  {row['img_per_s']:.0f} img/s"
-        )
+        losses = "  ".join(f"{name} {row[name]:.3f}" for name in stat_names[:4])
+        info = f"kimg {row['kimg']:.1f}  {losses}  {row['img_per_s']:.0f} img/s"
         bar.update(task, completed=step, total=total, info=info)
         tenth = max(total // 10, 1)
         if not bar.console.is_terminal and (
@@ -60,22 +63,30 @@ def _progress_printer(log_every: int):
     return bar, update
 
 
-def write_models(layout: Layout, state, spec: dict) -> None:
-    """G, G_ema, D as safetensors plus the spec, swapped into models/ as one folder."""
+def write_models(layout: Layout, state, spec: dict, spec_name: str = "generator.json") -> None:
+    """Every net of the family as safetensors plus the spec, swapped into models/ as one folder.
+    The probe's best state replaces the probe module's (G_ema), whose last state is kept as
+    `<name>_last`: the best is what evaluate and register use."""
     from safetensors.torch import save_file
 
-    states = {name: getattr(state, name).state_dict() for name in MODEL_FILES}
-    states["G_ema_last"] = states["G_ema"]
-    if state.best_G_ema is not None:
-        states["G_ema"] = state.best_G_ema  # the probe's best: what evaluate and register use
+    states = {name: m.state_dict() for name, m in state.family.modules().items()}
+    if state.best_state is not None:
+        best = _probe_module_name(state)
+        states[f"{best}_last"] = states[best]
+        states[best] = state.best_state
     with atomic_dir(layout.models) as tmp:
         for name, tensors in states.items():
             tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
             save_file(tensors, str(tmp / f"{name}.safetensors"))
         write_json(
-            tmp / "generator.json",
+            tmp / spec_name,
             {**spec, "best_step": state.best_step, "best_probe_fid": state.best_metric},
         )
+
+
+def _probe_module_name(state) -> str:
+    probe = state.family.probe_module()
+    return next(name for name, m in state.family.modules().items() if m is probe)
 
 
 def run(cfg: TrainConfig, layout: Layout) -> dict:
@@ -101,57 +112,88 @@ def run(cfg: TrainConfig, layout: Layout) -> dict:
         dist.destroy_process_group()
 
 
+def _tracked_run(run_file: Path, uri: str) -> tuple[str | None, dict]:
+    """The MLflow run a checkpoint folder continues: its recorded run when that run is in the
+    current store, else None (a new run) with tags saying where the checkpoint came from (the
+    store was deleted, or the same config moved to another store)."""
+    if not run_file.is_file():
+        return None, {}
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    recorded = read_json(run_file)
+    try:
+        run = MlflowClient().get_run(recorded["run_id"])
+        if run.info.lifecycle_stage == "active":
+            return recorded["run_id"], {}
+    except MlflowException:
+        pass
+    return None, {
+        "resumed_from_run": recorded["run_id"],
+        "resumed_from_tracking_uri": recorded.get("tracking_uri", "unknown"),
+        "resumed_from_checkpoint": str(run_file.parent),
+    }
+
+
+def _log_run_inputs(layout: Layout, cfg: TrainConfig, data, device, me, extra_tags: dict) -> None:
+    """Params of every stage so far and the tags that tie the run to its data and code."""
+    import mlflow
+
+    from components import tracking
+
+    upstream = {"ingest": data.manifest.get("params", {})}
+    if (layout.validation / "params.json").is_file():
+        upstream["validate"] = read_json(layout.validation / "params.json")
+    upstream["train"] = cfg.model_dump(mode="json")
+    mlflow.log_params(flatten(upstream))
+    mlflow.set_tags(
+        {
+            "dataset_hash": data.manifest["content_hash"],
+            "dataset_dvc_md5": tracking.dvc_md5(layout.processed),
+            "dataset_source": data.manifest["source"],
+            "device": str(device),
+            "devices": me.world,
+            "git_commit": tracking.git_commit(layout.root),
+            **extra_tags,
+        }
+    )
+
+
 def _train(cfg: TrainConfig, layout: Layout, device, me) -> dict:
     """One process's training: rank 0 tracks, probes and writes; other ranks only train."""
     import mlflow
 
     from components import tracking
     from components.images import grid, save_png, to_uint8
-    from components.train.loop import Callbacks, fit, generator_spec
+    from components.train.gan import GanFamily, generator_spec
+    from components.train.loop import Callbacks, fit
 
     data = load_dataset(layout)
     images, labels = data.split("train")
     num_classes = data.num_classes
-    ckpt_dir = checkpoint_dir(cfg, layout, data.manifest["content_hash"])
     train_labels = labels if num_classes else None
+    ckpt_dir = checkpoint_dir(cfg, layout, data.manifest["content_hash"])
+    family = GanFamily(cfg, images, train_labels, num_classes, device, me.rank, me.world)
     if me.rank != 0:
-        fit(
-            cfg,
-            images,
-            train_labels,
-            num_classes,
-            ckpt_dir,
-            Callbacks(),
-            device,
-            rank=me.rank,
-            world=me.world,
-        )
+        fit(family, cfg, ckpt_dir, Callbacks(), rank=me.rank, world=me.world)
         return {}
     experiment_id = tracking.setup(layout)
+    uri = tracking.tracking_uri(layout)
     run_file = ckpt_dir / "mlflow_run.json"
-    resumed_run = read_json(run_file)["run_id"] if run_file.is_file() else None
+    resumed_run, origin = _tracked_run(run_file, uri)
+    if origin:
+        print(
+            f"train: checkpoint {ckpt_dir} was tracked in run {origin['resumed_from_run']}, "
+            "which this store does not have: new MLflow run, tagged with where it came from"
+        )
     samples_dir = layout.root / "reports" / "samples"
     rows = max(num_classes, 1)
 
     with mlflow.start_run(run_id=resumed_run, experiment_id=experiment_id) as active:
         run_id = active.info.run_id
-        write_json(run_file, {"run_id": run_id})
+        write_json(run_file, {"run_id": run_id, "tracking_uri": uri})
         if resumed_run is None:
-            upstream = {"ingest": data.manifest.get("params", {})}
-            if (layout.validation / "params.json").is_file():
-                upstream["validate"] = read_json(layout.validation / "params.json")
-            upstream["train"] = cfg.model_dump(mode="json")
-            mlflow.log_params(flatten(upstream))
-            mlflow.set_tags(
-                {
-                    "dataset_hash": data.manifest["content_hash"],
-                    "dataset_dvc_md5": tracking.dvc_md5(layout.processed),
-                    "dataset_source": data.manifest["source"],
-                    "device": str(device),
-                    "devices": me.world,
-                    "git_commit": tracking.git_commit(layout.root),
-                }
-            )
+            _log_run_inputs(layout, cfg, data, device, me, origin)
 
         def log(step: int, row: dict) -> None:
             mlflow.log_metrics(
@@ -167,51 +209,52 @@ def _train(cfg: TrainConfig, layout: Layout, device, me) -> dict:
 
         probe = Probe(
             images,
-            labels if num_classes else None,
+            train_labels,
             num_classes,
             cfg.z_dim,
             layout.classifier_cache,
             data.manifest["content_hash"],
             seed=cfg.seed,
         )
-        bar, update = _progress_printer(cfg.log_every)
-        with bar:
-            state = fit(
-                cfg,
-                images,
-                labels if num_classes else None,
-                num_classes,
-                ckpt_dir,
-                Callbacks(log=log, sample=sample),
-                device=device,
-                progress=update,
-                probe=probe,
-                rank=me.rank,
-                world=me.world,
-            )
+        bar, update = _progress_printer(cfg.log_every, family.stat_names)
+        try:
+            with bar:
+                state = fit(family, cfg, ckpt_dir, Callbacks(log=log, sample=sample), update, probe)
+        except (GanopsError, KeyboardInterrupt) as err:
+            mlflow.set_tag("failure_reason", str(err) or type(err).__name__)
+            raise
         spec = generator_spec(cfg, num_classes, images.shape[1], images.shape[2])
         spec["class_names"] = data.manifest["class_names"]
         write_models(layout, state, spec)
-        pd.DataFrame(state.history).to_csv(layout.train_log, index=False)
-        pd.DataFrame(state.probes).to_csv(layout.probe_log, index=False)
-        mlflow.log_artifacts(str(layout.models), artifact_path="models")
-        from components.train.checkpoint import latest_checkpoint
-
-        if (last := latest_checkpoint(ckpt_dir)) is not None:
-            mlflow.log_artifact(str(last), artifact_path="checkpoint")  # full state, to resume
-        mlflow.log_artifact(str(layout.train_log))
-        mlflow.log_artifact(str(layout.probe_log))
-        mlflow.set_tags({"best_step": state.best_step, "best_probe_fid": state.best_metric})
-        if layout.validation_result.is_file():
-            mlflow.log_artifact(str(layout.validation_result))
-        summary = {
-            "run_id": run_id,
-            "steps": state.step,
-            "device": str(device),
-            "devices": me.world,
-            "replica_digests": state.replica_digests,
-            "dataset_hash": data.manifest["content_hash"],
-            **state.history[-1],
-        }
+        summary = _log_outputs(layout, state, ckpt_dir)
+        summary.update(
+            run_id=run_id,
+            device=str(device),
+            devices=me.world,
+            dataset_hash=data.manifest["content_hash"],
+        )
         write_json(layout.train_run, summary)
     return summary
+
+
+def _log_outputs(layout: Layout, state, ckpt_dir: Path) -> dict:
+    """models/, the last full checkpoint, the loss and probe logs to the active run."""
+    import mlflow
+
+    from components.train.checkpoint import latest_checkpoint
+
+    pd.DataFrame(state.history).to_csv(layout.train_log, index=False)
+    pd.DataFrame(state.probes).to_csv(layout.probe_log, index=False)
+    mlflow.log_artifacts(str(layout.models), artifact_path="models")
+    if (last := latest_checkpoint(ckpt_dir)) is not None:
+        mlflow.log_artifact(str(last), artifact_path="checkpoint")  # full state, to resume
+    mlflow.log_artifact(str(layout.train_log))
+    mlflow.log_artifact(str(layout.probe_log))
+    mlflow.set_tags({"best_step": state.best_step, "best_probe_fid": state.best_metric})
+    if layout.validation_result.is_file():
+        mlflow.log_artifact(str(layout.validation_result))
+    return {
+        "steps": state.step,
+        "replica_digests": state.replica_digests,
+        **state.history[-1],
+    }

@@ -6,10 +6,13 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from components import register as reg
+from components.config import RegisterConfig
 from components.errors import RegistryError
 from components.layout import Layout
 from tests.conftest import ROOT, start_server, use_store
@@ -51,11 +54,46 @@ METRICS = {
     ],
 )
 def test_decisions_quote_value_and_threshold(change, champion_fid, alias, why):
-    from components.config import load_params
-
-    cfg = load_params(ROOT / "params.yaml").register_
-    got, reason = reg.decide(cfg, {**METRICS, **change}, champion_fid)
+    got, reason = reg.decide(GATES, {**METRICS, **change}, champion_fid)
     assert got == alias and why in reason
+
+
+GATES = RegisterConfig(  # explicit gates: the rules are under test, not params.yaml's values
+    model_name="ganops-generator",
+    max_fid_ratio=3.0,
+    min_cond_acc=0.9,
+    min_modes_covered_fraction=1.0,
+    min_tstr=0.8,
+    fid_margin=0.02,
+)
+
+
+def test_registered_model_is_code_plus_safetensors_and_takes_class_names(tmp_path, store):
+    """Loading a version runs model code and reads safetensors: no pickle anywhere in it."""
+    import mlflow
+    import pandas as pd
+
+    decision = register(tmp_path, 6.0)
+    model_dir = Path(
+        mlflow.artifacts.download_artifacts(f"models:/ganops-generator/{decision['version']}")
+    )
+    files = [p for p in model_dir.rglob("*") if p.is_file()]
+    assert not [p for p in files if p.suffix in (".pkl", ".pickle", ".cloudpickle")]
+    pickled = [
+        p
+        for p in files
+        if p.read_bytes()[:2] in {b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05"}
+    ]
+    assert not pickled, pickled
+    assert "model_code_path" in (model_dir / "MLmodel").read_text()
+    assert {"G_ema.safetensors", "generator.json"} <= {p.name for p in files}
+
+    model = mlflow.pyfunc.load_model(uri)
+    images = model.predict(pd.DataFrame({"label": ["3", 3, "7"], "seed": [5, 5, 5]}))
+    assert images.shape == (3, 1, 28, 28) and images.dtype == np.uint8
+    assert np.array_equal(images[0], images[1]) and not np.array_equal(images[0], images[2])
+    with pytest.raises(Exception, match="'cat' is not a class of this generator"):
+        model.predict(pd.DataFrame({"label": ["cat"], "seed": [0]}))
 
 
 def test_worse_candidate_is_challenger_then_promote_and_rollback(store, tmp_path):

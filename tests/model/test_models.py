@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from components.errors import ConfigError
 from components.models import (
     CondBatchNorm2d,
     Discriminator,
@@ -15,7 +16,8 @@ from components.models import (
     latents,
 )
 from components.train.checkpoint import latest_checkpoint
-from components.train.loop import Callbacks, build_models, fit
+from components.train.gan import build_models, fit_gan
+from components.train.loop import Callbacks
 from tests.conftest import smoke_train
 
 ARCHS = {  # name -> train overrides and the number of classes
@@ -36,7 +38,7 @@ def _train(tmp_path, overrides, num_classes=10, n=32, size=28, **kw):
     images, labels = _data(n, size)
     cfg = smoke_train("batch_size=16", "log_every=1", "kimg=0.048", *overrides)
     logged: list[dict] = []
-    state = fit(
+    state = fit_gan(
         cfg,
         images,
         labels if num_classes else None,
@@ -123,7 +125,7 @@ def test_every_arch_and_loss_trains(tmp_path, arch, loss):
     cfg, state, logged = _train(tmp_path, (*overrides, f"loss={loss}"), num_classes)
     assert state.step == 3 and len(logged) == 3
     assert all(np.isfinite(row[k]) for row in logged for k in ("d_loss", "g_loss"))
-    for net, before in ((state.G, G0), (state.D, D0)):
+    for net, before in ((state.module("G"), G0), (state.module("D"), D0)):
         start = dict(before.named_parameters())
         moved = [not torch.equal(p.cpu(), start[n]) for n, p in net.named_parameters()]
         assert sum(moved) >= len(moved) // 2, f"{sum(moved)}/{len(moved)} parameters moved"
@@ -149,25 +151,59 @@ def test_every_regulariser_and_speed_option_trains(tmp_path, overrides):
 
 def test_fp16_checkpoint_holds_the_grad_scaler(tmp_path):
     cfg, state, _ = _train(tmp_path, ("precision=fp16",))
-    assert state.scaler.is_enabled()
+    scaler = state.family.scaler
+    assert scaler.is_enabled()
     payload = torch.load(latest_checkpoint(tmp_path), weights_only=True)
-    assert payload["scaler"]["scale"] == state.scaler.get_scale()
+    assert payload["extra"]["scaler"]["scale"] == scaler.get_scale()
     assert payload["config"] == cfg.model_dump(mode="json")
     assert payload["kimg"] == pytest.approx(0.048)
     assert set(payload["rng"]) == {"torch", "cuda", "numpy", "python"}
 
 
+def assert_same_state(a, b, where: str = "state") -> None:
+    """Every tensor equal (torch.equal) and every other value equal, through nested containers."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and torch.equal(a, b), f"{where} differs"
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), f"{where}: keys differ"
+        for key in a:
+            assert_same_state(a[key], b[key], f"{where}[{key!r}]")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), f"{where}: lengths differ"
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same_state(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def test_state_comparison_sees_what_str_hides():
+    """str() of a large tensor elides its middle: a difference there is invisible to it."""
+    a = {"state": {0: {"exp_avg": torch.zeros(2000), "step": torch.tensor(3.0)}}}
+    b = {"state": {0: {"exp_avg": torch.zeros(2000), "step": torch.tensor(3.0)}}}
+    b["state"][0]["exp_avg"][1000] = 1e-3
+    assert str(a) == str(b)
+    with pytest.raises(AssertionError, match="exp_avg"):
+        assert_same_state(a, b)
+
+
 def test_checkpoint_resume_is_exact(tmp_path):
-    """Train 6 steps in one go vs 3 + resume 3: bit-identical weights."""
+    """Train 6 steps in one go vs 3 + resume 3: bit-identical nets and optimiser states."""
     images, labels = _data(64, seed=1)
     base = ("batch_size=16", "log_every=1", "ckpt_every_kimg=0.048")
     cfg6, cfg3 = smoke_train(*base, "kimg=0.096"), smoke_train(*base, "kimg=0.048")
-    full = fit(cfg6, images, labels, 10, tmp_path / "a", Callbacks())
-    fit(cfg3, images, labels, 10, tmp_path / "b", Callbacks())
-    resumed = fit(cfg6, images, labels, 10, tmp_path / "b", Callbacks())
+    full = fit_gan(cfg6, images, labels, 10, tmp_path / "a", Callbacks())
+    fit_gan(cfg3, images, labels, 10, tmp_path / "b", Callbacks())
+    resumed = fit_gan(cfg6, images, labels, 10, tmp_path / "b", Callbacks())
     assert resumed.step == full.step == 6
-    for name in ("G", "D", "G_ema", "opt_G", "opt_D"):
-        a, b = getattr(full, name).state_dict(), getattr(resumed, name).state_dict()
-        assert (
-            str(a) == str(b) if name.startswith("opt") else all(torch.equal(a[k], b[k]) for k in a)
-        ), name
+    for kind in ("modules", "optimizers"):
+        mine, theirs = getattr(full.family, kind)(), getattr(resumed.family, kind)()
+        for name in mine:
+            assert_same_state(mine[name].state_dict(), theirs[name].state_dict(), f"{kind}.{name}")
+
+
+def test_shorter_schedule_than_the_checkpoint_is_an_error(tmp_path):
+    images, labels = _data(64, seed=1)
+    base = ("batch_size=16", "log_every=1", "ckpt_every_kimg=0.048")
+    fit_gan(smoke_train(*base, "kimg=0.096"), images, labels, 10, tmp_path, Callbacks())
+    with pytest.raises(ConfigError, match="train.kimg: 0.048 is behind the checkpoint"):
+        fit_gan(smoke_train(*base, "kimg=0.048"), images, labels, 10, tmp_path, Callbacks())

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.conftest import ROOT, SMOKE
 
 HEAVY = ("torch", "prefect", "mlflow", "dvc", "great_expectations")
@@ -21,10 +23,12 @@ def ganops(*args, cwd=ROOT):
     )
 
 
-def test_help_imports_no_heavy_library():
+@pytest.mark.parametrize("argv", [["--help"], ["show-params"]], ids=["help", "show-params"])
+def test_light_commands_import_no_heavy_library(argv):
+    """`ganops --help` and `ganops show-params` (config loading) never import torch & co."""
     code = (
         "import sys\nfrom components.cli import app\n"
-        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+        f"try:\n    app({argv!r})\nexcept SystemExit:\n    pass\n"
         f"print([m for m in {HEAVY!r} if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)

@@ -87,3 +87,23 @@ def test_digest_changes_with_section_only():
     b = load_params(SMOKE, ["train.seed=3"])
     assert a.digest("ingest") == b.digest("ingest")
     assert a.digest("train") != b.digest("train")
+
+
+@pytest.mark.parametrize("loss", ["hinge", "wgan"])
+def test_label_smoothing_is_rejected_where_it_means_nothing(loss):
+    with pytest.raises(ConfigError, match=f"label_smoothing .* train.loss {loss}"):
+        load_params(SMOKE, [f"train.loss={loss}", "train.reg.label_smoothing=0.1"])
+    for ok in ("ns", "lsgan"):
+        load_params(SMOKE, [f"train.loss={ok}", "train.reg.label_smoothing=0.1"])
+
+
+def test_config_names_match_the_registries():
+    """The names params accept are exactly the registries' keys (config keeps torch out)."""
+    from components.config import DIFFAUGMENT_OPS, METRIC_NAMES, SMOOTHED_LOSSES
+    from components.evaluate.metrics import METRICS
+    from components.train.augment import AUGMENTS
+    from components.train.losses import LOSSES
+
+    assert tuple(METRICS) == METRIC_NAMES
+    assert tuple(AUGMENTS) == DIFFAUGMENT_OPS
+    assert set(SMOOTHED_LOSSES) <= set(LOSSES)

@@ -1,0 +1,157 @@
+"""`ganops export`: a registered generator as ONNX or TorchScript, checked against PyTorch.
+
+Works on a translator (translator.json + G_AB/G_BA.safetensors; one direction per file) and
+on the noise generator (generator.json + G_ema.safetensors). The model is a models:/ or runs:/
+URI, or a local folder holding those files (at any depth, as in a downloaded pyfunc).
+
+Both formats keep the batch dimension dynamic. ONNX uses torch's dynamo exporter (needs
+onnxscript; the legacy TorchScript exporter cannot export instance norm after reflection
+padding); parity is checked with onnxruntime. Install them with `pip install -e ".[export]"`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from components.errors import ConfigError, DataError
+
+FORMATS = ("onnx", "torchscript")
+OPSET = 18  # the dynamo exporter's default opset in torch 2.13
+PARITY_BATCH = 3  # parity batch; the exporter traces batch 2, so this checks a dynamic batch
+
+
+def resolve_model_dir(model: str) -> Path:
+    """A local folder as is; a URI downloaded from MLflow (the caller sets the tracking URI)."""
+    local = Path(model)
+    if local.is_dir():
+        return local
+    if "://" not in model and not model.startswith(("models:/", "runs:/")):
+        raise DataError(f"--model {model}: no such folder, and not a models:/ or runs:/ URI")
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return Path(mlflow.artifacts.download_artifacts(model))
+    except (MlflowException, OSError) as exc:
+        raise DataError(f"--model {model}: {getattr(exc, 'message', exc)}") from None
+
+
+def _find(model_dir: Path, name: str) -> Path | None:
+    return next(iter(sorted(model_dir.rglob(name))), None)
+
+
+def _require(model_dir: Path, name: str) -> Path:
+    path = _find(model_dir, name)
+    if path is None:
+        raise DataError(f"{model_dir}: no {name} in the model")
+    return path
+
+
+def load_model(model_dir: Path, direction: str = "a2b") -> tuple[torch.nn.Module, Callable]:
+    """(G in eval mode, inputs(batch, seed) -> a tuple of G's inputs) from a model folder."""
+    from components import translators
+
+    spec_path = _find(model_dir, translators.SPEC_FILE)
+    if spec_path is not None:
+        spec = json.loads(spec_path.read_text())
+        name = translators.WEIGHTS.get(direction)
+        if name is None:
+            raise ConfigError(f"--direction {direction!r}: one of {tuple(translators.WEIGHTS)}")
+        G = translators.load_translator(_require(model_dir, name), spec, direction)
+        shape = (G.in_channels, spec["image_size"], spec["image_size"])
+
+        def images(batch: int, seed: int) -> tuple:
+            gen = torch.Generator().manual_seed(seed)
+            return (torch.rand(batch, *shape, generator=gen) * 2 - 1,)  # (B, C, S, S)
+
+        return G, images
+    spec_path = _find(model_dir, "generator.json")
+    if spec_path is None:
+        raise DataError(f"{model_dir}: neither {translators.SPEC_FILE} nor generator.json found")
+    from components.models import latents, load_generator
+
+    spec = json.loads(spec_path.read_text())
+    G = load_generator(_require(model_dir, "G_ema.safetensors"), spec)
+
+    def noise(batch: int, seed: int) -> tuple:
+        z = latents(range(seed, seed + batch), spec["z_dim"])  # (B, z_dim)
+        if spec["num_classes"]:
+            return z, torch.arange(batch) % spec["num_classes"]  # c: (B,) int64
+        return (z,)
+
+    return G, noise
+
+
+def _torchscript(G: torch.nn.Module, example: tuple, path: Path, check: tuple) -> torch.Tensor:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape asserts: fixed by trace
+        traced = torch.jit.trace(G, example)
+    traced.save(str(path))
+    return torch.jit.load(str(path))(*check)
+
+
+def _onnx(G: torch.nn.Module, example: tuple, path: Path, check: tuple) -> torch.Tensor:
+    try:
+        import onnxruntime as ort
+        import onnxscript  # noqa: F401  (torch's dynamo exporter needs it)
+    except ImportError:
+        raise ConfigError(
+            'onnx export needs onnx, onnxscript and onnxruntime: pip install -e ".[export]"'
+        ) from None
+    names = ["x"] if len(example) == 1 else ["z", "c"]
+    batch = torch.export.Dim("batch", min=1)
+    dynamic = tuple({0: batch} for _ in example)
+    quiet = logging.getLogger("torch.onnx")  # "torchvision is not installed" lines
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's progress lines and deprecations
+        program = torch.onnx.export(
+            G,
+            example,
+            input_names=names,
+            output_names=["img"],
+            opset_version=OPSET,
+            dynamo=True,
+            dynamic_shapes=dynamic,
+            external_data=False,
+        )
+        program.save(str(path))
+    quiet.setLevel(level)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feed = {name: t.numpy() for name, t in zip(names, check, strict=True)}
+    return torch.from_numpy(session.run(None, feed)[0])
+
+
+def export(model: str | Path, fmt: str, out_path: str | Path, direction: str = "a2b") -> float:
+    """Write G of `model` as `fmt` to out_path (via a temp file, then rename); return the max
+    abs difference between the exported model's and PyTorch's outputs on a fixed input."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format {fmt!r}: one of {', '.join(FORMATS)}")
+    G, inputs = load_model(resolve_model_dir(str(model)), direction)
+    example = inputs(2, 0)  # what the exporter traces
+    check = inputs(PARITY_BATCH, 1000)  # new values and another batch size
+    with torch.no_grad():
+        expected = G(*check)  # (3, C, S, S)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
+    os.close(fd)
+    try:
+        write = _onnx if fmt == "onnx" else _torchscript
+        with torch.no_grad():
+            got = write(G, example, Path(tmp), check)
+        os.replace(tmp, out_path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return float((got.float() - expected.float()).abs().max())

@@ -1,0 +1,244 @@
+"""The noise -> image family: a (conditional) GAN trained as in the DCGAN paper, one iteration =
+D step on real and G(z).detach(), then G step, then the EMA of G.
+
+The dataset stays resident on the device as uint8; batches are sampled by index on the device.
+Speed: bf16/fp16 autocast on CUDA with fp32 master weights (fp16 with a grad scaler),
+channels_last, optional torch.compile, fused (CUDA) or foreach (CPU) Adam. Under torchrun G and
+D are wrapped in DistributedDataParallel and every rank samples its own share of the batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from components.config import TrainConfig
+from components.models import Discriminator, Generator, init_weights
+from components.train.augment import diff_augment, parse_policy
+from components.train.loop import (
+    Callbacks,
+    TrainState,
+    adam,
+    autocast_context,
+    autocast_dtype,
+    ema_beta,
+    fit,
+    pick_device,
+    seed_everything,
+    update_ema,
+    use_channels_last,
+    wrap_for_run,
+)
+from components.train.losses import LOSSES, gradient_penalty, r1_penalty
+
+SAMPLE_SEED_OFFSET = 1  # the fixed sample-grid noise is drawn from train.seed + this
+
+
+def build_models(cfg: TrainConfig, num_classes: int, channels: int, image_size: int):
+    sn = cfg.reg.spectral_norm
+    G = Generator(
+        cfg.z_dim,
+        num_classes,
+        channels,
+        image_size,
+        cfg.g_channels,
+        arch=cfg.arch,
+        cond=cfg.g_cond,
+        spectral_norm=sn in ("g", "both"),
+    )
+    D = Discriminator(
+        num_classes,
+        channels,
+        image_size,
+        cfg.d_channels,
+        arch=cfg.arch,
+        spectral_norm=sn in ("d", "both"),
+    )
+    G.apply(init_weights)
+    D.apply(init_weights)
+    return G, D
+
+
+def generator_spec(cfg: TrainConfig, num_classes: int, channels: int, image_size: int) -> dict:
+    """Everything needed to rebuild G from its weights (written beside the safetensors)."""
+    return {
+        "arch": cfg.arch,
+        "g_cond": cfg.g_cond,
+        "g_spectral_norm": cfg.reg.spectral_norm in ("g", "both"),
+        "z_dim": cfg.z_dim,
+        "num_classes": num_classes,
+        "channels": channels,
+        "image_size": image_size,
+        "g_channels": cfg.g_channels,
+    }
+
+
+def fixed_inputs(cfg: TrainConfig, num_classes: int, device: torch.device, per_class: int = 8):
+    """The fixed noise batch for sample grids: one row per class, `per_class` seeds per row."""
+    gen = torch.Generator().manual_seed(cfg.seed + SAMPLE_SEED_OFFSET)
+    rows = max(num_classes, 1)
+    z = torch.randn(per_class, cfg.z_dim, generator=gen).repeat(rows, 1)  # (rows*k, z_dim)
+    c = torch.arange(rows).repeat_interleave(per_class) if num_classes else None
+    return z.to(device), (c.to(device) if c is not None else None)
+
+
+class GanFamily:
+    """G, D and G_ema with their optimisers; `step()` is one iteration of the paper's loop."""
+
+    stat_names = ("d_loss", "g_loss", "D_x", "D_G_z", "d_grad_norm", "g_grad_norm")
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        real_images: np.ndarray,
+        labels: np.ndarray | None,
+        num_classes: int,
+        device: torch.device,
+        rank: int = 0,
+        world: int = 1,
+    ):
+        self.cfg, self.device, self.world = cfg, device, world
+        seed_everything(cfg.seed)  # the same initial weights on every rank
+        channels, image_size = real_images.shape[1], real_images.shape[2]
+        G, D = build_models(cfg, num_classes, channels, image_size)
+        self.memory_format = (
+            torch.channels_last if use_channels_last(cfg, device) else torch.contiguous_format
+        )
+        self.G = G.to(device, memory_format=self.memory_format)
+        self.D = D.to(device, memory_format=self.memory_format)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.opt_G = adam(self.G, cfg.lr_g, cfg, device)
+        self.opt_D = adam(self.D, cfg.lr_d, cfg, device)
+        self.scaler = torch.amp.GradScaler(
+            device.type, enabled=autocast_dtype(cfg, device) == torch.float16
+        )
+        seed_everything(cfg.seed + rank)  # data, noise and augmentation differ per rank
+        self.G_run = wrap_for_run(self.G, cfg, device, world)
+        self.D_run = wrap_for_run(self.D, cfg, device, world)
+        self.autocast = autocast_context(cfg, device)
+        self.d_loss_fn, self.g_loss_fn = LOSSES[cfg.loss]
+        self.policy = parse_policy(cfg.reg.diffaugment)
+        self.reals = torch.from_numpy(real_images).to(device)  # (N, C, H, W) uint8, resident
+        self.conds = torch.from_numpy(labels).to(device) if num_classes else None
+        self.fixed_z, self.fixed_c = fixed_inputs(cfg, num_classes, device)
+        self.batch = cfg.batch_size // world  # this rank's share of the step's images
+        self.ema_beta = ema_beta(cfg.batch_size, cfg.reg.ema_half_life_kimg)
+
+    # -- what the schedule asks for -------------------------------------------------------------
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"G": self.G, "D": self.D, "G_ema": self.G_ema}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"G": self.opt_G, "D": self.opt_D}
+
+    def extra_state(self) -> dict:
+        return {"scaler": self.scaler.state_dict()}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.scaler.load_state_dict(state["scaler"])
+
+    def probe_module(self) -> torch.nn.Module:
+        return self.G_ema
+
+    def samples(self) -> torch.Tensor:
+        return self.G_ema(self.fixed_z, self.fixed_c)
+
+    def real_samples(self) -> torch.Tensor:
+        return self.reals[: len(self.fixed_z)]
+
+    # -- one iteration ----------------------------------------------------------------------------
+    def aug(self, x: torch.Tensor) -> torch.Tensor:
+        return diff_augment(x, self.policy) if self.policy else x
+
+    def next_batch(self):
+        """This rank's reals by index on the device, their labels, labels to ask G for, and z."""
+        n = len(self.reals)
+        idx = torch.randint(0, n, (self.batch,), device=self.device)
+        real_img = self.reals[idx].float().div_(127.5).sub_(1.0)  # (B, C, H, W) in [-1, 1]
+        real_img = real_img.contiguous(memory_format=self.memory_format)
+        c = gen_c = None
+        if self.conds is not None:
+            c = self.conds[idx]
+            gen_c = self.conds[torch.randint(0, n, (self.batch,), device=self.device)]
+        z = torch.randn(self.batch, self.cfg.z_dim, device=self.device)  # (B, z_dim)
+        return real_img, c, gen_c, z
+
+    def d_step(self, real_img, c, gen_img, gen_c, step: int):
+        """D learns real vs G(z).detach(); returns (d_loss, D(x) logits, D(G(z)) logits, |grad|)."""
+        reg, aug = self.cfg.reg, self.aug
+        with self.autocast:
+            d_real = self.D_run(aug(real_img), c).float()
+            d_fake = self.D_run(aug(gen_img.detach()), gen_c).float()
+            d_loss = self.d_loss_fn(d_real, d_fake, smoothing=reg.label_smoothing)
+        if reg.gp_weight > 0:  # penalties in fp32: double backward is not autocast's business
+            d_loss = d_loss + reg.gp_weight * gradient_penalty(
+                self.D, real_img, gen_img.detach().float(), c
+            )
+        if reg.r1_gamma > 0 and step % reg.r1_every == 0:  # lazy: scaled by the interval
+            r1 = r1_penalty(self.D, aug(real_img), c)
+            d_loss = d_loss + (reg.r1_gamma / 2) * reg.r1_every * r1
+        self.opt_D.zero_grad(set_to_none=True)
+        self.scaler.scale(d_loss).backward()
+        self.scaler.unscale_(self.opt_D)
+        d_grad = torch.nn.utils.clip_grad_norm_(self.D.parameters(), math.inf)  # norm only
+        self.scaler.step(self.opt_D)
+        return d_loss, d_real, d_fake, d_grad
+
+    def g_step(self, gen_img, gen_c):
+        """G learns to fool the updated D (D's weights frozen); returns (g_loss, |grad|)."""
+        self.D.requires_grad_(False)
+        no_sync = self.D_run.no_sync() if self.world > 1 else contextlib.nullcontext()
+        with no_sync, self.autocast:
+            g_loss = self.g_loss_fn(self.D_run(self.aug(gen_img), gen_c).float())
+        self.opt_G.zero_grad(set_to_none=True)
+        self.scaler.scale(g_loss).backward()
+        self.D.requires_grad_(True)
+        self.scaler.unscale_(self.opt_G)
+        g_grad = torch.nn.utils.clip_grad_norm_(self.G.parameters(), math.inf)
+        self.scaler.step(self.opt_G)
+        self.scaler.update()
+        return g_loss, g_grad
+
+    def step(self, step: int) -> torch.Tensor:
+        real_img, c, gen_c, z = self.next_batch()
+        with self.autocast:
+            gen_img = self.G_run(z, gen_c)  # (B, C, H, W)
+        d_loss, d_real, d_fake, d_grad = self.d_step(real_img, c, gen_img, gen_c, step)
+        g_loss, g_grad = self.g_step(gen_img, gen_c)
+        update_ema(self.G_ema, self.G, self.ema_beta)
+        with torch.no_grad():
+            return torch.stack(
+                [
+                    d_loss,
+                    g_loss,
+                    torch.sigmoid(d_real).mean(),
+                    torch.sigmoid(d_fake).mean(),
+                    d_grad,
+                    g_grad,
+                ]
+            ).detach()
+
+
+def fit_gan(
+    cfg: TrainConfig,
+    real_images: np.ndarray,
+    labels: np.ndarray | None,
+    num_classes: int,
+    ckpt_dir: Path,
+    callbacks: Callbacks,
+    device: torch.device | None = None,
+    progress=None,
+    probe=None,
+    rank: int = 0,
+    world: int = 1,
+) -> TrainState:
+    """Train the noise -> image family on uint8 images (N, C, H, W) under the shared schedule."""
+    family = GanFamily(
+        cfg, real_images, labels, num_classes, device or pick_device(), rank=rank, world=world
+    )
+    return fit(family, cfg, ckpt_dir, callbacks, progress, probe, rank, world)
