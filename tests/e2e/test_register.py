@@ -74,9 +74,8 @@ def test_registered_model_is_code_plus_safetensors_and_takes_class_names(tmp_pat
     import pandas as pd
 
     decision = register(tmp_path, 6.0)
-    model_dir = Path(
-        mlflow.artifacts.download_artifacts(f"models:/ganops-generator/{decision['version']}")
-    )
+    uri = f"models:/ganops-generator/{decision['version']}"
+    model_dir = Path(mlflow.artifacts.download_artifacts(uri))
     files = [p for p in model_dir.rglob("*") if p.is_file()]
     assert not [p for p in files if p.suffix in (".pkl", ".pickle", ".cloudpickle")]
     pickled = [
