@@ -114,20 +114,22 @@ def _onnx(G: torch.nn.Module, example: tuple, path: Path, check: tuple) -> torch
     quiet = logging.getLogger("torch.onnx")  # "torchvision is not installed" lines
     level = quiet.level
     quiet.setLevel(logging.ERROR)
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the exporter's progress lines and deprecations
-        program = torch.onnx.export(
-            G,
-            example,
-            input_names=names,
-            output_names=["img"],
-            opset_version=OPSET,
-            dynamo=True,
-            dynamic_shapes=dynamic,
-            external_data=False,
-        )
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter's progress lines and deprecations
+            program = torch.onnx.export(
+                G,
+                example,
+                input_names=names,
+                output_names=["img"],
+                opset_version=OPSET,
+                dynamo=True,
+                dynamic_shapes=dynamic,
+                external_data=False,
+            )
         program.save(str(path))
-    quiet.setLevel(level)
+    finally:
+        quiet.setLevel(level)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     feed = {name: t.numpy() for name, t in zip(names, check, strict=True)}
     return torch.from_numpy(session.run(None, feed)[0])
