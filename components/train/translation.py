@@ -91,10 +91,10 @@ def linear_decay_factor(step: int, total_steps: int, decay_start: float = 0.5) -
     if not 0.0 <= decay_start <= 1.0:
         raise ValueError(f"decay_start must be in [0, 1], got {decay_start}")
     start = decay_start * total_steps
-    if step <= start:
-        return 1.0
     if step >= total_steps:
         return 0.0
+    if step <= start:
+        return 1.0
     return 1.0 - (step - start) / (total_steps - start)
 
 
