@@ -57,4 +57,13 @@ worker: $(STAMP) ## Run a worker for the `ganops` pool (executes scheduled and o
 clean: ## Remove pipeline outputs (keeps .venv, mlflow.db and the DVC cache)
 	rm -rf data/processed models checkpoints reports .cache
 
-.PHONY: help install run test test-fast lint repro mlflow-ui lock clean server deploy worker
+stack: $(STAMP) ## Start the team stack (Postgres, S3, MLflow, Prefect server + worker) in .stack/
+	$(BIN)/python infra/stack/stack.py up
+
+stack-down: ## Stop exactly the processes `make stack` started
+	$(BIN)/python infra/stack/stack.py down
+
+stack-status: ## Health of each stack service
+	$(BIN)/python infra/stack/stack.py status
+
+.PHONY: help install run test test-fast lint repro mlflow-ui lock clean server deploy worker stack stack-down stack-status
