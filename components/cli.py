@@ -33,9 +33,11 @@ def run(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None) -> None:
     """Run the whole pipeline as a Prefect flow: ingest, validate, train, evaluate, register."""
     cfg_check = _load(params, set_)  # fail fast on a bad key, before Prefect starts
     del cfg_check
+    from components.orchestrate import prefect_api
     from flows.pipeline import ganops_pipeline
 
-    result = ganops_pipeline(params_file=str(params), overrides=list(set_ or []))
+    with prefect_api():
+        result = ganops_pipeline(params_file=str(params), overrides=list(set_ or []))
     typer.echo(f"pipeline done: {result}")
 
 
@@ -177,12 +179,33 @@ def show_params(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None) ->
     typer.echo(yaml.safe_dump(_load(params, set_).to_dict(), sort_keys=False).rstrip())
 
 
+@app.command("export")
+def export_model(
+    model: Annotated[str, typer.Option(help="models:/NAME@ALIAS, runs:/ID/model, or a folder")],
+    out: Annotated[Path, typer.Option(help="file to write (.onnx or .pt)")],
+    format_: Annotated[str, typer.Option("--format", help="onnx | torchscript")] = "onnx",
+    direction: Annotated[str, typer.Option(help="a2b | b2a (translators only)")] = "a2b",
+) -> None:
+    """Export a generator or translator; print the max abs difference to PyTorch's output."""
+    from components.export import export
+
+    if not Path(model).is_dir():
+        from components import tracking
+        from components.layout import Layout
+
+        tracking.setup(Layout.here())
+    diff = export(model, format_, out, direction)
+    typer.echo(f"wrote {out} ({format_}); parity: max abs difference to PyTorch {diff:.2e}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors print one line and exit non-zero, without a traceback."""
+    from components import signals
     from components.errors import GanopsError
 
     try:
-        app(args=argv)  # standalone: click prints usage errors itself and exits 2
+        with signals.handled():  # SIGTERM unwinds like Ctrl-C: runs end FAILED, servers stop
+            app(args=argv)  # standalone: click prints usage errors itself and exits 2
     except GanopsError as err:
         typer.secho(f"error: {err}", fg="red", err=True)
         sys.exit(err.exit_code)

@@ -4,9 +4,10 @@ Works on a translator (translator.json + G_AB/G_BA.safetensors; one direction pe
 on the noise generator (generator.json + G_ema.safetensors). The model is a models:/ or runs:/
 URI, or a local folder holding those files (at any depth, as in a downloaded pyfunc).
 
-Both formats keep the batch dimension dynamic. ONNX uses torch's dynamo exporter (needs
-onnxscript; the legacy TorchScript exporter cannot export instance norm after reflection
-padding); parity is checked with onnxruntime. Install them with `pip install -e ".[export]"`.
+Both formats keep the batch dimension dynamic. ONNX uses torch's dynamo exporter (it needs
+onnxscript; the legacy TorchScript-based exporter cannot export instance norm after reflection
+padding) and parity is checked with onnxruntime: `pip install -e ".[export]"`. TorchScript
+(torch.jit.trace) is deprecated in torch 2.13 but still written and loaded (libtorch, C++).
 """
 
 from __future__ import annotations
@@ -95,9 +96,10 @@ def load_model(model_dir: Path, direction: str = "a2b") -> tuple[torch.nn.Module
 def _torchscript(G: torch.nn.Module, example: tuple, path: Path, check: tuple) -> torch.Tensor:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape asserts: fixed by trace
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit: deprecated, still works
         traced = torch.jit.trace(G, example)
-    traced.save(str(path))
-    return torch.jit.load(str(path))(*check)
+        traced.save(str(path))
+        return torch.jit.load(str(path))(*check)
 
 
 def _onnx(G: torch.nn.Module, example: tuple, path: Path, check: tuple) -> torch.Tensor:
