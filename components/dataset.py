@@ -95,7 +95,7 @@ def load_dataset(layout: Layout) -> Dataset:
     if not layout.manifest.is_file():
         raise DataError(f"{layout.processed}: no processed dataset; run `ganops stage ingest`")
     manifest = read_json(layout.manifest)
-    meta = pd.read_csv(layout.meta, index_col="index")
+    meta = pd.read_csv(layout.meta, index_col="index", dtype={"domain": object})
     if "domain" not in meta:  # written before translation support
         meta["domain"], meta["pair"] = "", -1
     meta["domain"] = meta["domain"].fillna("").astype(str)  # "" reads back as NaN

