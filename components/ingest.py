@@ -200,8 +200,10 @@ def split_halves(chunk: Chunk) -> dict[str, Chunk]:
     """Side-by-side A|B images -> an A chunk (left half) and a B chunk (right half)."""
     halves = {"A": [], "B": []}
     for img in chunk.images:  # (C, H, W)
+        if img is not None and img.shape[2] < 2:
+            img = None  # nothing to split: counted unreadable (and fails the 2:1 rule)
         half = None if img is None else img.shape[2] // 2
-        halves["A"].append(None if img is None else img[:, :, :half])
+        halves["A"].append(None if img is None else img[:, :, :half])  # (C, H, W // 2)
         halves["B"].append(None if img is None else img[:, :, half:])
     return {d: Chunk(imgs, chunk.labels, chunk.files) for d, imgs in halves.items()}
 

@@ -474,7 +474,8 @@ def _check_member(name: str, archive: Path, is_link: bool) -> None:
 def extract_archive(archive: Path, dest: Path) -> Path:
     """Check every entry first (no `..`, no absolute path, no link), then extract into `dest`.
 
-    Returns the image folder: `dest`, or its single top-level folder when there is exactly one.
+    Returns the image folder: `dest`, or its single top-level folder when there is exactly one
+    (macOS's `__MACOSX/` resource-fork folder does not count).
     """
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
@@ -498,7 +499,7 @@ def extract_archive(archive: Path, dest: Path) -> Path:
                         "regular file or folder; refused"
                     )
             tf.extractall(dest, members=members, filter="data")
-    entries = [p for p in dest.iterdir() if not p.name.startswith(".")]
+    entries = [p for p in dest.iterdir() if not p.name.startswith(".") and p.name != "__MACOSX"]
     if len(entries) == 1 and entries[0].is_dir():
         return entries[0]
     return dest
