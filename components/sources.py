@@ -426,33 +426,32 @@ def translation(root: Path, kind: str, classes: list[str], label: str) -> Transl
                 f"ingest.source: {label}: {with_classes}/ has class folders but {loose}/ holds "
                 "loose images; use one layout for a domain's train and test"
             )
-    if kind == "unpaired":
-        channels = {
-            d: max(p.source.info.channels for p in parts if p.domain == d) for d in ("A", "B")
-        }
-    else:
-        channels = _paired_channels(parts[0].source)
-    return Translation(
-        kind,
-        parts,
-        names if any(p.source.info.conditional for p in parts) else [],
-        channels,
-        f"{kind} {label}",
-    )
+    channels = {d: content_channels(parts, d) for d in ("A", "B")}
+    labelled = any(p.source.info.conditional for p in parts)
+    return Translation(kind, parts, names if labelled else [], channels, f"{kind} {label}")
 
 
-def _paired_channels(source: FolderSource, sample: int = 64) -> dict[str, int]:
-    """Channels of each half of side-by-side images, by content: a half whose R, G and B are
-    equal everywhere (on a sample) is grayscale, so an RGB file may hold a 1-channel A."""
-    colour = {"A": False, "B": False}
-    for f, _ in source.items[:sample]:
+def _is_colour_content(img: np.ndarray) -> bool:
+    """(C, H, W): colour when some pixel's R, G and B differ (a gray image saved as RGB is not)."""
+    return img.shape[0] == 3 and bool((img[0] != img[1]).any() or (img[1] != img[2]).any())
+
+
+def content_channels(parts: list[Part], domain: str, sample: int = 64) -> int:
+    """`ingest.channels: auto` for a translation domain: 3 if any of `sample` files spread over
+    its train folder has colour content, else 1. By content, not file mode, so each half of an
+    A|B file gets its own answer and gray JPEGs saved as RGB stay 1-channel."""
+    part = next(p for p in parts if domain in p.domain and p.split == "train")
+    items = part.source.items
+    for f, _ in items[:: max(1, len(items) // sample)][:sample]:
         img = _decode(f)  # (C, H, W)
-        if img is None or img.shape[0] == 1:
+        if img is None:
             continue
-        half = img.shape[2] // 2
-        for domain, part in (("A", img[:, :, :half]), ("B", img[:, :, half:])):
-            colour[domain] |= bool((part[0] != part[1]).any() or (part[1] != part[2]).any())
-    return {d: 3 if c else 1 for d, c in colour.items()}
+        if part.domain == "AB":  # side by side: A is the left half, B the right
+            half = img.shape[2] // 2
+            img = img[:, :, :half] if domain == "A" else img[:, :, half:]
+        if _is_colour_content(img):
+            return 3
+    return 1
 
 
 # --- archives ------------------------------------------------------------------------------

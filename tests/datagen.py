@@ -62,20 +62,24 @@ def translation_folder(
 ) -> Path:
     """An unpaired (trainA/ trainB/ testA/ testB/) or paired (train/ test/ of A|B images, width
     = 2 x height) translation set; class sub-folders when `classes`, else flat folders. Every
-    image is distinct (train vs test, A vs B); B is RGB when rgb_b."""
+    image is distinct (train vs test, A vs B). With rgb_b, B has colour and every file is RGB
+    (A's gray content saved as RGB, as many datasets do)."""
     root.mkdir(parents=True, exist_ok=True)
     folders = {"unpaired": ("trainA", "trainB", "testA", "testB"), "paired": ("train", "test")}
     for seed, name in enumerate(folders[kind], start=1):
         for k, cls in enumerate(classes or [None]):
             folder = root / name / cls if cls else root / name
             folder.mkdir(parents=True, exist_ok=True)
-            a = blobs(n, k, size=(side, side), rgb=rgb_b and name.endswith("B"), seed=10 * seed)
-            if kind == "paired":
+            images = blobs(
+                n, k, size=(side, side), rgb=rgb_b and name.endswith("B"), seed=10 * seed
+            )
+            if rgb_b and images[0].ndim == 2:  # gray content in RGB files
+                images = [np.repeat(img[..., None], 3, axis=-1) for img in images]
+            if kind == "paired":  # B: another style (inverted), to the right of A
                 b = blobs(n, k, size=(side, side), rgb=rgb_b, seed=10 * seed + 5)
-                b = [255 - img for img in b]  # another style: inverted
-                if rgb_b:
-                    a = [np.repeat(img[..., None], 3, axis=-1) for img in a]  # gray in RGB files
-                a = [np.concatenate([x, y], axis=1) for x, y in zip(a, b, strict=True)]
-            for i, img in enumerate(a):
+                images = [
+                    np.concatenate([a, 255 - y], axis=1) for a, y in zip(images, b, strict=True)
+                ]
+            for i, img in enumerate(images):
                 Image.fromarray(img).save(folder / f"{i:03d}.png")
     return root

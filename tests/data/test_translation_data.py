@@ -67,7 +67,7 @@ def test_translation_layouts_ingest(cfg, tmp_path, case):
     folder = datagen.translation_folder(tmp_path / "set", kind, classes=classes, rgb_b=rgb_b)
     layout, manifest, data = ingest_to(cfg(pack(folder, how, tmp_path)), tmp_path)
     per_split = N * max(1, len(classes))
-    channels = {"A": 1, "B": 3 if rgb_b else 1}  # paired RGB files with a gray left half: A = 1
+    channels = {"A": 1, "B": 3 if rgb_b else 1}  # by content: gray A in RGB files is 1-channel
     assert manifest["kind"] == data.kind == kind and not manifest["conditional"]
     assert data.num_classes == 0  # translation labels are never training conditions
     for d in ("A", "B"):
