@@ -367,7 +367,7 @@ class Translation:
     kind: str  # "unpaired" | "paired"
     parts: list[Part]
     class_names: list[str]  # label k means the same class in A and B
-    channels: dict[str, int]  # raw channels per domain, "A" and "B"
+    channels: dict[str, int]  # channels per domain ("A", "B") for ingest.channels: auto
     description: str
     info: SourceInfo = field(init=False)
 
@@ -386,8 +386,8 @@ def _folders(root: Path) -> list[str]:
 
 
 def detect_layout(root: Path, label: str) -> str:
-    """ "generate" (an image folder), "unpaired" or "paired"; a partial translation layout is an
-    error naming what was found. Other folders beside a translation layout are ignored."""
+    """The kind of a folder: generate (an image folder), unpaired or paired. A partial translation
+    layout is an error naming what was found; other folders beside a full one are ignored."""
     found = _folders(root)
     if set(UNPAIRED) <= set(found):
         return "unpaired"

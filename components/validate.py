@@ -88,7 +88,7 @@ def summarize_translation(data: Dataset) -> pd.DataFrame:
     )
     b_train = set(hashes[(split == "train") & (domain == "B")].dropna())
     per_domain = hashes.groupby(domain).transform(lambda h: h.map(h.value_counts()))
-    summary = pd.DataFrame(
+    return pd.DataFrame(
         {
             "file": meta["file"].to_numpy(),
             "domain": domain,
@@ -109,7 +109,6 @@ def summarize_translation(data: Dataset) -> pd.DataFrame:
             "in_B_train": hashes.map(lambda h: h in b_train).to_numpy() & (domain == "A"),
         }
     )
-    return summary
 
 
 def summarize_dataset(data: Dataset) -> pd.DataFrame:
