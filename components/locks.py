@@ -14,6 +14,7 @@ The first two hold across machines; the file lock is the embedded default's.
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -41,6 +42,9 @@ def lock_kind(uri: str) -> str:
 
 
 def _prefect_server_url() -> str | None:
+    """PREFECT_API_URL (set but empty: none), else the active Prefect profile's."""
+    if "PREFECT_API_URL" in os.environ:
+        return os.environ["PREFECT_API_URL"] or None
     from prefect.settings import get_current_settings
 
     return get_current_settings().api.url
