@@ -33,9 +33,11 @@ def run(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None) -> None:
     """Run the whole pipeline as a Prefect flow: ingest, validate, train, evaluate, register."""
     cfg_check = _load(params, set_)  # fail fast on a bad key, before Prefect starts
     del cfg_check
+    from components.orchestrate import prefect_api
     from flows.pipeline import ganops_pipeline
 
-    result = ganops_pipeline(params_file=str(params), overrides=list(set_ or []))
+    with prefect_api():
+        result = ganops_pipeline(params_file=str(params), overrides=list(set_ or []))
     typer.echo(f"pipeline done: {result}")
 
 
@@ -198,10 +200,12 @@ def export_model(
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors print one line and exit non-zero, without a traceback."""
+    from components import signals
     from components.errors import GanopsError
 
     try:
-        app(args=argv)  # standalone: click prints usage errors itself and exits 2
+        with signals.handled():  # SIGTERM unwinds like Ctrl-C: runs end FAILED, servers stop
+            app(args=argv)  # standalone: click prints usage errors itself and exits 2
     except GanopsError as err:
         typer.secho(f"error: {err}", fg="red", err=True)
         sys.exit(err.exit_code)

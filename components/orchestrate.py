@@ -182,6 +182,89 @@ def pipeline_slot(model_name: str, logger=None) -> Iterator[None]:
         yield
 
 
+@contextmanager
+def prefect_api() -> Iterator[None]:
+    """The Prefect API for one `ganops run`: PREFECT_API_URL when set; else a temporary local
+    server (what Prefect would start itself), but in its own session, so Ctrl-C or `timeout`
+    sent to the terminal's process group stops the run, not the server the run reports its end
+    to. It is stopped when the block ends."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    import prefect
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield
+        return
+    port = SubprocessASGIServer().find_available_port()
+    env = {
+        **os.environ,
+        **get_current_settings().to_environment_variables(exclude_unset=True),
+        "PREFECT_UI_ENABLED": "0",
+        "PREFECT__SERVER_EPHEMERAL": "1",
+        "PREFECT__SERVER_FINAL": "1",
+    }
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            str(prefect.__module_path__.parent),
+            "--factory",
+            "prefect.server.api.server:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "error",
+            "--lifespan",
+            "on",
+        ],  # fmt: skip
+        env=env,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}/api"
+    timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", 90))
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            with suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the temporary Prefect server on port {port} did not start in {timeout:.0f}s"
+                    " (set PREFECT_API_URL to use your own)"
+                )
+            time.sleep(0.2)
+        print(f"Prefect: temporary server on {url} (set PREFECT_API_URL to use yours)")
+        with temporary_settings(updates={PREFECT_API_URL: url}):
+            try:
+                yield
+            finally:  # send the run's last logs and events while the server is still up
+                from prefect.events.worker import EventsWorker
+                from prefect.logging.handlers import APILogWorker
+
+                for worker in (APILogWorker, EventsWorker):
+                    with suppress(Exception):
+                        worker.drain_all(timeout=5)
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
 def validation_markdown(layout: Layout) -> str | None:
     """The validation summary, one line per expectation; None when there is no verdict for the
     dataset now on disk (a stale one is never shown)."""

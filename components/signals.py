@@ -43,25 +43,38 @@ def _handle(signum: int, frame) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
-def install() -> None:
-    """SIGINT and SIGTERM raise KeyboardInterrupt (the default SIGTERM would skip every cleanup:
-    MLflow run status, temp files, child servers). Main thread only; called by the CLI."""
+@contextmanager
+def handled() -> Iterator[None]:
+    """For the block, SIGINT and SIGTERM raise KeyboardInterrupt (the default SIGTERM would skip
+    every cleanup: MLflow run status, temp files, child servers). Main thread only; the CLI
+    wraps each command in it."""
+    saved = {}
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, _handle)
-        signal.signal(signal.SIGTERM, _handle)
+        saved = {sig: signal.signal(sig, _handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
 
 
 @contextmanager
 def deferred(enabled: bool = True) -> Iterator[StopRequest]:
-    """Within the block a first signal sets the yielded request instead of raising; the caller
-    polls `is_set()` at safe points. Only effective where install() set the handlers."""
+    """Within the block a first SIGINT/SIGTERM sets the yielded request instead of raising (our
+    handlers are put in place for the block, over e.g. Prefect's SIGTERM bridge, and the
+    previous ones restored after); the caller polls `is_set()` at safe points."""
     global _active
     request = StopRequest()
     if not enabled:
         yield request
         return
     previous, _active = _active, request
+    saved = {}
+    if threading.current_thread() is threading.main_thread():
+        saved = {sig: signal.signal(sig, _handle) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield request
     finally:
         _active = previous
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)

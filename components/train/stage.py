@@ -20,7 +20,7 @@ import pandas as pd
 
 from components.config import TrainConfig, flatten
 from components.dataset import load_dataset
-from components.errors import ConfigError, GanopsError
+from components.errors import ConfigError
 from components.layout import Layout, atomic_dir, read_json, write_json
 
 # train keys that change how long or how often, not what is learnt: left out of the checkpoint key
@@ -220,7 +220,7 @@ def _train(cfg: TrainConfig, layout: Layout, device, me) -> dict:
         try:
             with bar:
                 state = fit(family, cfg, ckpt_dir, Callbacks(log=log, sample=sample), update, probe)
-        except (GanopsError, KeyboardInterrupt) as err:
+        except BaseException as err:  # the run ends FAILED; say why on it
             mlflow.set_tag("failure_reason", str(err) or type(err).__name__)
             raise
         spec = generator_spec(cfg, num_classes, images.shape[1], images.shape[2])
