@@ -65,31 +65,56 @@ def stage(
 def compare(
     real: Annotated[Path, typer.Argument(help="reference set: .npz or image folder")],
     fake: Annotated[Path, typer.Argument(help="candidate set: .npz or image folder")],
-    epochs: Annotated[int, typer.Option(help="epochs of the feature network")] = 5,
-    nearest_k: Annotated[int, typer.Option(help="k of the k-NN manifolds")] = 3,
-    kid_subset_size: Annotated[int, typer.Option(help="KID subset size")] = 500,
-    seed: int = 0,
+    epochs: Annotated[
+        int | None, typer.Option(help="epochs of the feature network [evaluate.classifier_epochs]")
+    ] = None,
+    nearest_k: Annotated[
+        int | None, typer.Option(help="k of the k-NN manifolds [evaluate.nearest_k]")
+    ] = None,
+    kid_subset_size: Annotated[
+        int | None, typer.Option(help="KID subset size [evaluate.kid_subset_size]")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="[evaluate.seed]")] = None,
+    params: ParamsOpt = Path("params.yaml"),
 ) -> None:
-    """Print every metric between two sample sets as one JSON object."""
+    """Print every metric between two sample sets as one JSON object (defaults: the
+    `evaluate:` section of the params file)."""
     import json
 
     from components.evaluate.compare import compare as run_compare
 
-    result = run_compare(real, fake, epochs, nearest_k, kid_subset_size, seed)
+    cfg = _load(params, None).evaluate
+    result = run_compare(
+        real,
+        fake,
+        epochs if epochs is not None else cfg.classifier_epochs,
+        nearest_k if nearest_k is not None else cfg.nearest_k,
+        kid_subset_size if kid_subset_size is not None else cfg.kid_subset_size,
+        seed if seed is not None else cfg.seed,
+    )
     typer.echo(json.dumps(result, sort_keys=True))
+
+
+def _model_name(model_name: str | None, params: Path) -> str:
+    """--model-name, else register.model_name of the params file."""
+    return model_name or _load(params, None).register_.model_name
 
 
 @app.command()
 def generate(
-    model: Annotated[str, typer.Option(help="model URI")] = "models:/ganops-generator@champion",
+    model: Annotated[
+        str | None, typer.Option(help="model URI [models:/<register.model_name>@champion]")
+    ] = None,
     n: Annotated[int, typer.Option("-n", help="number of images")] = 1000,
     out: Annotated[Path, typer.Option(help="output folder, or FILE.npz")] = Path("synthetic"),
     label: Annotated[int | None, typer.Option(help="make only this class")] = None,
     balanced: Annotated[bool, typer.Option(help="equal share of every class")] = False,
     seed: int = 0,
     truncation: Annotated[float, typer.Option(help="< 1: truncation trick")] = 1.0,
+    params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Write a synthetic dataset (image folder or .npz) from a registered generator."""
+    model = model or f"models:/{_model_name(None, params)}@champion"
     from components import tracking
     from components.generate import generate as run_generate
     from components.layout import Layout
@@ -99,16 +124,20 @@ def generate(
     typer.echo(f"wrote {manifest['n_images']} images to {out} (from {model})")
 
 
-ModelOpt = Annotated[str, typer.Option("--model-name", help="registered model")]
+ModelOpt = Annotated[
+    str | None, typer.Option("--model-name", help="registered model [register.model_name]")
+]
 
 
 @app.command()
 def promote(
     version: Annotated[str, typer.Argument(help="model version to make @champion")],
     reason: Annotated[str, typer.Option(help="why (recorded on the version)")],
-    model_name: ModelOpt = "ganops-generator",
+    model_name: ModelOpt = None,
+    params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Make VERSION the champion by hand; the old champion becomes @previous-champion."""
+    model_name = _model_name(model_name, params)
     from components.layout import Layout
     from components.register import promote as run_promote
 
@@ -119,9 +148,11 @@ def promote(
 @app.command()
 def rollback(
     reason: Annotated[str, typer.Option(help="why (recorded on the version)")],
-    model_name: ModelOpt = "ganops-generator",
+    model_name: ModelOpt = None,
+    params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Put @previous-champion back as @champion."""
+    model_name = _model_name(model_name, params)
     from components.layout import Layout
     from components.register import rollback as run_rollback
 

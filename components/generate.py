@@ -13,6 +13,7 @@ import numpy as np
 
 from components.errors import GanopsError
 from components.layout import atomic_dir, write_json
+from components.seeds import latent_seeds
 
 
 def plan_labels(n: int, num_classes: int, label: int | None, balanced: bool) -> np.ndarray | None:
@@ -66,7 +67,7 @@ def generate(
     num_classes = int(spec.get("num_classes", 0))
     names = spec.get("class_names") or [str(i) for i in range(num_classes)]
     labels = plan_labels(n, num_classes, label, balanced)
-    frame = {"seed": seed * 1_000_000 + np.arange(n)}
+    frame = {"seed": latent_seeds(seed, n)}  # the same latents evaluate draws
     if labels is not None:
         frame["label"] = labels
     images = model.predict(pd.DataFrame(frame), params={"truncation": truncation})  # (N,C,H,W)

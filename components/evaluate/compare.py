@@ -47,22 +47,19 @@ def load_sample_set(path: Path, size: int | None = None, channels: int | None = 
 def compare(
     real_path: Path,
     fake_path: Path,
-    epochs: int = 5,
-    nearest_k: int = 3,
-    kid_subset_size: int = 500,
-    seed: int = 0,
+    epochs: int,
+    nearest_k: int,
+    kid_subset_size: int,
+    seed: int,
 ) -> dict:
-    from components.evaluate.features import predict, train_autoencoder, train_classifier
+    from components.evaluate.features import feature_net, predict
     from components.evaluate.metrics import METRICS, Pair, Side, compute
 
     real_x, real_y, real_names = load_sample_set(real_path)
     fake_x, fake_y, fake_names = load_sample_set(fake_path, real_x.shape[-1], real_x.shape[1])
     labelled = real_y is not None and fake_y is not None and real_names == fake_names
     k = len(real_names) if labelled else 0
-    if labelled:
-        net = train_classifier(real_x, real_y, k, epochs, seed)
-    else:
-        net = train_autoencoder(real_x, epochs, seed)
+    net = feature_net(real_x, real_y, k, epochs, seed)
 
     def side(x, y):
         feats, pred = predict(net, x)

@@ -6,6 +6,9 @@ here, and mean little on digits anyway.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
@@ -15,6 +18,7 @@ from components.dataset import Dataset
 from components.layout import Layout, read_json, write_json
 
 BATCH = 500  # images per forward pass; no metric depends on it (tested)
+EVAL_NET_SEED = 0  # the evaluation feature network's seed: every run is measured alike
 
 
 class Classifier(nn.Module):
@@ -124,37 +128,60 @@ def predict(
     return feats, clf.head(feats).argmax(1)
 
 
+def feature_net(
+    images: np.ndarray,
+    labels: np.ndarray | None,
+    num_classes: int,
+    epochs: int,
+    seed: int,
+    cache: Path | None = None,
+) -> Classifier:
+    """The feature network of a sample set: a classifier when it is labelled (num_classes > 0),
+    else an autoencoder. With `cache` (a .safetensors path naming data, epochs and seed) it is
+    read from there when present, else trained and stored there atomically."""
+    channels, size = images.shape[1], images.shape[2]
+    if cache is not None and cache.is_file():
+        from safetensors.torch import load_file
+
+        net = Classifier(channels, num_classes) if num_classes else AutoEncoder(channels, size)
+        net.load_state_dict(load_file(str(cache)))
+        return net.eval().requires_grad_(False)
+    if num_classes:
+        net = train_classifier(images, labels, num_classes, epochs, seed)
+    else:
+        net = train_autoencoder(images, epochs, seed)
+    if cache is not None:
+        from safetensors.torch import save_file
+
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".tmp-{os.getpid()}")
+        save_file(net.state_dict(), str(tmp))
+        tmp.replace(cache)
+    return net
+
+
 def load_or_train_classifier(
     cfg: EvaluateConfig, layout: Layout, data: Dataset
 ) -> tuple[Classifier, float | None]:
-    """The feature network for this dataset hash, from cache or trained and cached.
+    """The evaluation feature network for this dataset (cached per dataset hash and epochs).
 
     Labelled data: a classifier (returns its test accuracy). Unlabeled: an autoencoder (None).
     """
-    from safetensors.torch import load_file, save_file
-
     kind = "clf" if data.num_classes else "ae"
-    key = f"{data.manifest['content_hash'][:16]}-{kind}-e{cfg.classifier_epochs}"
+    key = f"{data.manifest['content_hash'][:16]}-{kind}-e{cfg.classifier_epochs}-s{EVAL_NET_SEED}"
     weights = layout.classifier_cache / f"{key}.safetensors"
     info = layout.classifier_cache / f"{key}.json"
-    channels, size = data.images.shape[1], data.images.shape[2]
-    net = (
-        Classifier(channels, data.num_classes) if data.num_classes else AutoEncoder(channels, size)
-    )
-    if weights.is_file() and info.is_file():
-        net.load_state_dict(load_file(str(weights)))
-        return net.eval().requires_grad_(False), read_json(info)["test_acc"]
     train_x, train_y = data.split("train")
+    if not info.is_file():
+        weights.unlink(missing_ok=True)  # a net without its accuracy record is retrained
+    net = feature_net(
+        train_x, train_y, data.num_classes, cfg.classifier_epochs, EVAL_NET_SEED, weights
+    )
+    if info.is_file():
+        return net, read_json(info)["test_acc"]
     acc = None
     if data.num_classes:
-        net = train_classifier(train_x, train_y, data.num_classes, cfg.classifier_epochs, seed=0)
         test_x, test_y = data.split("test")
         acc = float((predict(net, test_x)[1].numpy() == test_y).mean())
-    else:
-        net = train_autoencoder(train_x, cfg.classifier_epochs, seed=0)
-    layout.classifier_cache.mkdir(parents=True, exist_ok=True)
-    tmp = weights.with_suffix(".tmp")
-    save_file(net.state_dict(), str(tmp))
-    tmp.replace(weights)
     write_json(info, {"test_acc": acc, "dataset_hash": data.manifest["content_hash"]})
     return net, acc

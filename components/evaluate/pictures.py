@@ -11,13 +11,14 @@ import torch
 from components.evaluate.metrics import Side
 from components.images import grid, save_png, to_uint8
 from components.models import latents
+from components.seeds import CLASS_GRID_OFFSET, INTERPOLATION_OFFSET, latent_seeds
 
 
 @torch.no_grad()
 def class_grid(G, num_classes: int, seed: int, path: Path, per_class: int = 10) -> Path:
     """One row per class (or 10 rows when unconditional), `per_class` seeds per row."""
     rows = num_classes or 10
-    z = latents(seed * 1_000_000 + 500_000 + np.arange(rows * per_class), G.z_dim)
+    z = latents(latent_seeds(seed, rows * per_class, CLASS_GRID_OFFSET), G.z_dim)
     c = torch.arange(rows).repeat_interleave(per_class) if num_classes else None
     return save_png(grid(to_uint8(G(z, c)), rows), path, scale=2)
 
@@ -26,7 +27,8 @@ def class_grid(G, num_classes: int, seed: int, path: Path, per_class: int = 10) 
 def interpolation_grid(G, num_classes: int, seed: int, path: Path, steps: int = 10) -> Path:
     """Each row walks (spherically) from one latent to another at a fixed class."""
     rows = num_classes or 8
-    ends = latents(seed * 1_000_000 + 700_000 + np.arange(2 * rows), G.z_dim).view(rows, 2, -1)
+    seeds = latent_seeds(seed, 2 * rows, INTERPOLATION_OFFSET)
+    ends = latents(seeds, G.z_dim).view(rows, 2, -1)
     a, b = ends[:, 0], ends[:, 1]  # (rows, z_dim)
     omega = torch.acos(
         (a / a.norm(dim=1, keepdim=True) * b / b.norm(dim=1, keepdim=True)).sum(1).clamp(-1, 1)

@@ -29,11 +29,12 @@ def load_g_ema(models_dir: Path):
 
 @torch.no_grad()
 def generate(G, labels: np.ndarray | None, n: int, seed: int, batch: int = BATCH) -> np.ndarray:
-    """n uint8 images (N, C, H, W) for the given labels; image i uses latent seed `seed*10^6+i`."""
+    """n uint8 images (N, C, H, W) for the given labels; image i uses latent_seeds(seed, n)[i]."""
     from components.images import to_uint8
     from components.models import latents
+    from components.seeds import latent_seeds
 
-    z = latents(seed * 1_000_000 + np.arange(n), G.z_dim)  # (n, z_dim)
+    z = latents(latent_seeds(seed, n), G.z_dim)  # (n, z_dim)
     c = torch.as_tensor(labels[:n]) if labels is not None else None
     out = [
         to_uint8(G(z[i : i + batch], c[i : i + batch] if c is not None else None))

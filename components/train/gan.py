@@ -19,6 +19,7 @@ import torch
 
 from components.config import TrainConfig
 from components.models import Discriminator, Generator, init_weights
+from components.seeds import SAMPLE_GRID_OFFSET, rank_seed
 from components.train.augment import diff_augment, parse_policy
 from components.train.loop import (
     Callbacks,
@@ -35,8 +36,6 @@ from components.train.loop import (
     wrap_for_run,
 )
 from components.train.losses import LOSSES, gradient_penalty, r1_penalty
-
-SAMPLE_SEED_OFFSET = 1  # the fixed sample-grid noise is drawn from train.seed + this
 
 
 def build_models(cfg: TrainConfig, num_classes: int, channels: int, image_size: int):
@@ -80,7 +79,7 @@ def generator_spec(cfg: TrainConfig, num_classes: int, channels: int, image_size
 
 def fixed_inputs(cfg: TrainConfig, num_classes: int, device: torch.device, per_class: int = 8):
     """The fixed noise batch for sample grids: one row per class, `per_class` seeds per row."""
-    gen = torch.Generator().manual_seed(cfg.seed + SAMPLE_SEED_OFFSET)
+    gen = torch.Generator().manual_seed(cfg.seed + SAMPLE_GRID_OFFSET)
     rows = max(num_classes, 1)
     z = torch.randn(per_class, cfg.z_dim, generator=gen).repeat(rows, 1)  # (rows*k, z_dim)
     c = torch.arange(rows).repeat_interleave(per_class) if num_classes else None
@@ -117,7 +116,7 @@ class GanFamily:
         self.scaler = torch.amp.GradScaler(
             device.type, enabled=autocast_dtype(cfg, device) == torch.float16
         )
-        seed_everything(cfg.seed + rank)  # data, noise and augmentation differ per rank
+        seed_everything(rank_seed(cfg.seed, rank))  # data, noise and augmentation differ per rank
         self.G_run = wrap_for_run(self.G, cfg, device, world)
         self.D_run = wrap_for_run(self.D, cfg, device, world)
         self.autocast = autocast_context(cfg, device)

@@ -25,6 +25,7 @@ import torch
 from components import signals
 from components.config import TrainConfig
 from components.errors import ConfigError, TrainingDiverged, TrainingInterrupted
+from components.seeds import rank_seed
 from components.train.checkpoint import load_checkpoint, save_checkpoint
 
 
@@ -212,7 +213,7 @@ def _resume(state: TrainState, cfg: TrainConfig, ckpt_dir: Path, rank: int, worl
             f"or remove {ckpt_dir} to start over"
         )
     if world > 1:  # the checkpoint holds rank 0's RNG; give every rank its own stream again
-        seed_everything(cfg.seed + rank + 1_000_003 * state.step)
+        seed_everything(rank_seed(cfg.seed, rank, resumed_step=state.step))
     if rank == 0:
         print(f"train: resuming from {resumed} (step {state.step})", flush=True)
 

@@ -28,50 +28,20 @@ class Probe:
         n: int = 1000,
         seed: int = 0,
     ):
-        from components.evaluate.features import predict, train_autoencoder, train_classifier
+        from components.evaluate.features import feature_net, predict
+        from components.seeds import probe_latent_seeds
 
         self.num_classes = num_classes
         rng = np.random.default_rng(seed)
         idx = np.sort(rng.choice(len(images), min(n, len(images)), replace=False))
-        self.net = self._cached(
-            cache,
-            data_hash,
-            lambda: (
-                train_classifier(images, labels, num_classes, PROBE_EPOCHS, seed)
-                if num_classes
-                else train_autoencoder(images, PROBE_EPOCHS, seed)
-            ),
-            images.shape,
-            num_classes,
-        )
+        key = f"probe-{data_hash[:16]}-e{PROBE_EPOCHS}-s{seed}.safetensors"
+        self.net = feature_net(images, labels, num_classes, PROBE_EPOCHS, seed, cache / key)
         self.ref_feats, _ = predict(self.net, np.ascontiguousarray(images[idx]))
         self.ref_spread = self._spread(self.ref_feats)
         self.labels = torch.as_tensor(labels[idx]) if num_classes else None
         from components.models import latents
 
-        self.z = latents(10**9 + np.arange(len(idx)), z_dim)  # fixed for the whole run
-
-    @staticmethod
-    def _cached(cache: Path, data_hash: str, train, shape, num_classes):
-        from safetensors.torch import load_file, save_file
-
-        from components.evaluate.features import AutoEncoder, Classifier
-
-        path = cache / f"probe-{data_hash[:16]}-e{PROBE_EPOCHS}.safetensors"
-        if path.is_file():
-            net = (
-                Classifier(shape[1], num_classes)
-                if num_classes
-                else AutoEncoder(shape[1], shape[2])
-            )
-            net.load_state_dict(load_file(str(path)))
-            return net.eval().requires_grad_(False)
-        net = train()
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        save_file(net.state_dict(), str(tmp))
-        tmp.replace(path)
-        return net
+        self.z = latents(probe_latent_seeds(len(idx)), z_dim)  # fixed for the whole run
 
     @staticmethod
     def _spread(feats: torch.Tensor) -> float:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from components import ingest
 from components.errors import TrainingDiverged
@@ -105,3 +106,66 @@ def test_two_gloo_processes_train_to_identical_weights(project, prefect_harness)
     first, second = summary["replica_digests"]
     assert first == second and len(first) == 64
     assert read_json(project / "reports" / "registration.json")["version"] == "1"
+
+
+def test_checkpoint_folder_is_keyed_by_trajectory_not_schedule(smoke_params, tmp_path):
+    """A longer kimg or another logging cadence continues the same run; anything that changes
+    what is learnt (optimiser, loss, seed, data) starts its own."""
+    from components.train.stage import checkpoint_dir
+
+    layout, cfg = Layout(tmp_path), smoke_params.train
+    base = checkpoint_dir(cfg, layout, "data-1")
+    same = {
+        "kimg": 900.0,
+        "log_every": 7,
+        "sample_every_kimg": 3.0,
+        "eval_every_kimg": 9.0,
+        "ckpt_every_kimg": 2.0,
+    }
+    assert checkpoint_dir(cfg.model_copy(update=same), layout, "data-1") == base
+    for change in ({"lr_g": 1e-3}, {"loss": "hinge"}, {"seed": 1}, {"arch": "sagan"}):
+        assert checkpoint_dir(cfg.model_copy(update=change), layout, "data-1") != base, change
+    assert checkpoint_dir(cfg, layout, "data-2") != base
+
+
+@pytest.mark.slow
+def test_longer_run_continues_and_a_new_store_gets_a_new_run(
+    digits_project, smoke_params, monkeypatch, capsys
+):
+    """kimg 1 then kimg 2 on the same store: one MLflow run, resumed. Then kimg 3 against a
+    fresh store (the old one gone): the weights resume, a new run records where they came from."""
+    import mlflow
+
+    from components import train
+    from tests.conftest import use_store
+
+    cfg = smoke_params.train.model_copy(update={"kimg": 1.0, "ckpt_every_kimg": 1.0})
+    first = train.run(cfg, digits_project)
+    longer = train.run(cfg.model_copy(update={"kimg": 2.0}), digits_project)
+    assert "train: resuming from" in capsys.readouterr().out
+    assert longer["run_id"] == first["run_id"] and longer["steps"] == 32
+
+    use_store(monkeypatch, f"sqlite:///{digits_project.root / 'other.db'}")
+    moved = train.run(cfg.model_copy(update={"kimg": 3.0}), digits_project)
+    out = capsys.readouterr().out
+    assert "(step 32)" in out and "new MLflow run" in out
+    assert moved["steps"] == 47 and moved["run_id"] != first["run_id"]
+    run = mlflow.get_run(moved["run_id"])
+    assert run.data.tags["resumed_from_run"] == first["run_id"]
+    assert run.data.tags["resumed_from_checkpoint"].startswith(str(digits_project.checkpoints))
+
+
+def test_probe_networks_are_cached_per_seed(tmp_path):
+    """Two seeds train two probe networks (and never read each other's)."""
+    import numpy as np
+
+    from components.train.probe import Probe
+
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (64, 1, 28, 28), dtype=np.uint8), np.arange(64) % 4
+    nets = [Probe(images, labels, 4, 8, tmp_path, "hash", n=32, seed=s).net for s in (0, 1)]
+    assert len(list(tmp_path.glob("probe-*.safetensors"))) == 2
+    first, second = (dict(net.state_dict()) for net in nets)
+    assert any(not torch.equal(first[k], second[k]) for k in first)
+    again = Probe(images, labels, 4, 8, tmp_path, "hash", n=32, seed=1).net.state_dict()
+    assert all(torch.equal(again[k], second[k]) for k in again)
