@@ -65,10 +65,10 @@ def load_model(model_dir: Path, direction: str = "a2b") -> tuple[torch.nn.Module
     spec_path = _find(model_dir, translators.SPEC_FILE)
     if spec_path is not None:
         spec = json.loads(spec_path.read_text())
-        name = translators.WEIGHTS.get(direction)
-        if name is None:
-            raise ConfigError(f"--direction {direction!r}: one of {tuple(translators.WEIGHTS)}")
-        G = translators.load_translator(_require(model_dir, name), spec, direction)
+        translators.check_spec(spec)
+        translators.check_direction(spec, direction)
+        weights = _require(model_dir, translators.WEIGHTS[direction])
+        G = translators.load_translator(weights, spec, direction)
         shape = (G.in_channels, spec["image_size"], spec["image_size"])
 
         def images(batch: int, seed: int) -> tuple:

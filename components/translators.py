@@ -35,7 +35,6 @@ WEIGHTS = {"a2b": "G_AB.safetensors", "b2a": "G_BA.safetensors"}  # G's weights 
 ARCHS = ("cyclegan", "pix2pix")
 NORMS = ("instance", "batch", "none")
 UPSAMPLES = ("resize", "transpose")
-SIZES = (32, 64, 128, 256)  # tested image sizes; any power of two >= 32 builds
 SPEC_KEYS = {
     "family": str,
     "arch": str,
@@ -375,11 +374,16 @@ def init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def _channels(spec: dict, direction: str) -> tuple[int, int]:
+def check_direction(spec: dict, direction: str) -> None:
+    """a2b or b2a; pix2pix models have a2b only."""
     if direction not in WEIGHTS:
-        raise ConfigError(f"direction {direction!r} must be one of {tuple(WEIGHTS)}")
+        raise ConfigError(f"--direction {direction!r}: one of {tuple(WEIGHTS)}")
     if direction == "b2a" and spec["arch"] == "pix2pix":
-        raise ConfigError("direction b2a: a pix2pix model translates a2b only")
+        raise ConfigError("--direction b2a: a pix2pix model translates a2b only")
+
+
+def _channels(spec: dict, direction: str) -> tuple[int, int]:
+    check_direction(spec, direction)
     a, b = spec["channels_a"], spec["channels_b"]
     return (a, b) if direction == "a2b" else (b, a)
 

@@ -52,6 +52,19 @@ def translator_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def pix2pix_dir(tmp_path_factory):
+    """A pix2pix model folder: U-Net G_AB with BatchNorm (exported with its running stats)."""
+    folder = tmp_path_factory.mktemp("pix2pix")
+    spec = translators.make_spec("pix2pix", 3, 1, 32, g_channels=8, d_channels=8)
+    G = translators.build_generator(spec, "a2b")
+    _perturb(G)
+    G(torch.rand(4, 3, 32, 32) * 2 - 1)  # one train-mode batch moves the BN running stats
+    (folder / translators.SPEC_FILE).write_text(json.dumps(spec))
+    save_file(G.state_dict(), str(folder / "G_AB.safetensors"))
+    return folder
+
+
+@pytest.fixture(scope="module")
 def generator_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("generator")
     G = build_noise_generator(NOISE_SPEC)
@@ -72,6 +85,15 @@ def test_translator_export_parity(translator_dir, tmp_path, fmt, direction):
     assert 0.0 <= diff < TOLERANCE[fmt]
     assert out.is_file() and out.stat().st_size > 10_000
     assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no temp file left
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_pix2pix_export_parity(pix2pix_dir, tmp_path, fmt):
+    diff = export(pix2pix_dir, fmt, tmp_path / f"G.{fmt}")
+    print(f"pix2pix a2b {fmt}: max abs diff {diff:.2e}")
+    assert 0.0 <= diff < TOLERANCE[fmt]
+    with pytest.raises(ConfigError, match="translates a2b only"):
+        export(pix2pix_dir, fmt, tmp_path / "b2a", "b2a")
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
