@@ -83,3 +83,54 @@ def translation_folder(
             for i, img in enumerate(images):
                 Image.fromarray(img).save(folder / f"{i:03d}.png")
     return root
+
+
+def invert(images: np.ndarray) -> np.ndarray:
+    """A digit style: white strokes on black -> black on white (its own inverse)."""
+    return 255 - images
+
+
+def thicken(images: np.ndarray) -> np.ndarray:
+    """A digit style: strokes dilated by one pixel (3x3 max) over the last two axes."""
+    pad = [(0, 0)] * (images.ndim - 2) + [(1, 1), (1, 1)]
+    p = np.pad(images, pad)
+    h, w = images.shape[-2:]
+    shifts = [p[..., y : y + h, x : x + w] for y in range(3) for x in range(3)]
+    return np.max(shifts, axis=0)
+
+
+def digit_styles(root: Path, style, kind="unpaired", side=32, step=1) -> Path:
+    """Two styles of scikit-learn's 8x8 digits (every `step`-th, upscaled to `side`), class
+    sub-folders "0".."9": A = the digit, B = style(digit). Unpaired: A and B from disjoint halves
+    of the digits (the translation of an A image is never a B image); paired: A|B side by side,
+    same digit."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    small = (digits.images[::step] * (255 / 16)).astype(np.uint8)  # (N, 8, 8)
+    big = np.stack(
+        [np.asarray(Image.fromarray(d).resize((side, side), Image.BILINEAR)) for d in small]
+    )
+    labels = digits.target[::step]
+    test = np.arange(len(small)) % 5 == 0  # every 5th image is test
+    if kind == "unpaired":
+        half = np.arange(len(small)) % 2  # even rows -> A, odd rows -> B
+        parts = {
+            f"{s}{d}": (half == h) & (test == t)
+            for d, h in (("A", 0), ("B", 1))
+            for s, t in (("train", False), ("test", True))
+        }
+        images = {"A": big, "B": style(big)}
+        for name, rows in parts.items():
+            _save_classes(root / name, images[name[-1]][rows], labels[rows])
+    else:
+        pairs = np.concatenate([big, style(big)], axis=2)  # (N, side, 2 * side)
+        for name, rows in (("train", ~test), ("test", test)):
+            _save_classes(root / name, pairs[rows], labels[rows])
+    return root
+
+
+def _save_classes(folder: Path, images: np.ndarray, labels: np.ndarray) -> None:
+    for i, (img, label) in enumerate(zip(images, labels, strict=True)):
+        (folder / str(label)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(folder / str(label) / f"{i:04d}.png")

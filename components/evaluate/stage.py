@@ -89,11 +89,18 @@ def evaluate(
 
 
 def run(cfg: EvaluateConfig, layout: Layout) -> dict:
-    """The evaluate stage: reports/metrics.json, pictures under reports/, the same in MLflow."""
+    """The evaluate stage: reports/metrics.json, pictures under reports/, the same in MLflow.
+    A translator in models/ (translator.json) is scored by evaluate/translation.py instead."""
     import mlflow
 
     from components import tracking
     from components.evaluate import pictures
+    from components.translators import SPEC_FILE
+
+    if (layout.models / SPEC_FILE).is_file():
+        from components.evaluate.translation import run_translation
+
+        return run_translation(cfg, layout)
 
     data = load_dataset(layout)
     net, clf_acc = load_or_train_classifier(cfg, layout, data)
