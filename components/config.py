@@ -82,8 +82,24 @@ class RegConfig(_Section):
         return value
 
 
+class TranslationConfig(_Section):
+    """train.translation: the image-to-image families (cyclegan, pix2pix) only."""
+
+    n_blocks: PosInt
+    upsample: Literal["resize", "transpose"]
+    lambda_cycle: Annotated[float, Field(ge=0)]
+    lambda_identity: Annotated[float, Field(ge=0)]
+    lambda_l1: Annotated[float, Field(ge=0)]
+    pool_size: Annotated[int, Field(ge=0)]
+    decay_start: Fraction
+
+
+NOISE_ARCHS = ("dcgan", "sagan")  # noise -> image
+TRANSLATION_ARCHS = ("cyclegan", "pix2pix")  # image -> image
+
+
 class TrainConfig(_Section):
-    arch: Literal["dcgan", "sagan"]
+    arch: Literal["dcgan", "sagan", "cyclegan", "pix2pix"]
     g_cond: Literal["embed", "cbn"]
     kimg: PosFloat
     batch_size: PosInt
@@ -96,6 +112,7 @@ class TrainConfig(_Section):
     beta2: Annotated[float, Field(ge=0, lt=1)]
     loss: Literal["ns", "hinge", "wgan", "lsgan"]
     reg: RegConfig
+    translation: TranslationConfig
     precision: Literal["auto", "fp32", "bf16", "fp16"]
     channels_last: Literal["auto", True, False]
     compile: bool
@@ -113,6 +130,20 @@ class TrainConfig(_Section):
                 "train.arch sagan puts spectral norm in G and D: set train.reg.spectral_norm: both"
                 f" (got {self.reg.spectral_norm!r})"
             )
+        if self.arch in TRANSLATION_ARCHS:
+            unsupported = {
+                "spectral_norm": (self.reg.spectral_norm, "none"),
+                "gp_weight": (self.reg.gp_weight, 0.0),
+                "r1_gamma": (self.reg.r1_gamma, 0.0),
+                "label_smoothing": (self.reg.label_smoothing, 0.0),
+                "diffaugment": (self.reg.diffaugment, ""),
+            }
+            for key, (value, neutral) in unsupported.items():
+                if value != neutral:
+                    raise ValueError(
+                        f"train.reg.{key} ({value!r}) is for {'/'.join(NOISE_ARCHS)}; "
+                        f"train.arch {self.arch} needs {neutral!r}"
+                    )
         if self.reg.label_smoothing > 0 and self.loss not in SMOOTHED_LOSSES:
             raise ValueError(
                 f"train.reg.label_smoothing ({self.reg.label_smoothing}) has no meaning for "

@@ -111,8 +111,8 @@ class GanFamily:
         self.G = G.to(device, memory_format=self.memory_format)
         self.D = D.to(device, memory_format=self.memory_format)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
-        self.opt_G = adam(self.G, cfg.lr_g, cfg, device)
-        self.opt_D = adam(self.D, cfg.lr_d, cfg, device)
+        self.opt_G = adam(self.G.parameters(), cfg.lr_g, cfg, device)
+        self.opt_D = adam(self.D.parameters(), cfg.lr_d, cfg, device)
         self.scaler = torch.amp.GradScaler(
             device.type, enabled=autocast_dtype(cfg, device) == torch.float16
         )
@@ -127,6 +127,7 @@ class GanFamily:
         self.fixed_z, self.fixed_c = fixed_inputs(cfg, num_classes, device)
         self.batch = cfg.batch_size // world  # this rank's share of the step's images
         self.ema_beta = ema_beta(cfg.batch_size, cfg.reg.ema_half_life_kimg)
+        self.grid_rows = max(num_classes, 1)  # one row per class
 
     # -- what the schedule asks for -------------------------------------------------------------
     def modules(self) -> dict[str, torch.nn.Module]:
@@ -149,6 +150,13 @@ class GanFamily:
 
     def real_samples(self) -> torch.Tensor:
         return self.reals[: len(self.fixed_z)]
+
+    def model_files(self, best_state: dict | None) -> dict[str, dict]:
+        """G, D and G_ema: the probe's best G_ema, its last state as G_ema_last."""
+        files = {name: m.state_dict() for name, m in self.modules().items()}
+        if best_state is not None:
+            files["G_ema_last"], files["G_ema"] = files["G_ema"], best_state
+        return files
 
     # -- one iteration ----------------------------------------------------------------------------
     def aug(self, x: torch.Tensor) -> torch.Tensor:

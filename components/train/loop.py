@@ -57,6 +57,12 @@ class Family(Protocol):
     def real_samples(self) -> torch.Tensor:
         """The grid of reals shown once at the start."""
 
+    grid_rows: int  # rows of the sample grids
+
+    def model_files(self, best_state: dict | None) -> dict[str, dict]:
+        """What models/ receives, {file stem: state dict}: the probe's best state where it
+        replaces the probe module's, and that module's last state beside it as `<name>_last`."""
+
 
 def pick_device() -> torch.device:
     """cuda, then mps, then cpu."""
@@ -105,11 +111,11 @@ def can_compile(cfg: TrainConfig, device: torch.device) -> bool:
     return cfg.compile
 
 
-def adam(module: torch.nn.Module, lr: float, cfg: TrainConfig, device: torch.device):
-    """Adam with train.beta1/beta2: fused on CUDA, foreach elsewhere."""
+def adam(params, lr: float, cfg: TrainConfig, device: torch.device) -> torch.optim.Adam:
+    """Adam over `params` with train.beta1/beta2: fused on CUDA, foreach elsewhere."""
     impl = "fused" if device.type == "cuda" else "foreach"
     betas = (cfg.beta1, cfg.beta2)
-    return torch.optim.Adam(module.parameters(), lr=lr, betas=betas, **{impl: True})
+    return torch.optim.Adam(params, lr=lr, betas=betas, **{impl: True})
 
 
 def wrap_for_run(module: torch.nn.Module, cfg: TrainConfig, device: torch.device, world: int):

@@ -69,3 +69,104 @@ class Probe:
             out["probe_modes_covered"] = int((share >= 0.5 / self.num_classes).sum())
             out["probe_cond_acc"] = float((pred == self.labels).double().mean())
         return out
+
+
+def common_channels(images: np.ndarray, channels: int) -> np.ndarray:
+    """uint8 (N, C, H, W), C in {1, 3} -> `channels` (gray repeated; RGB to its mean)."""
+    if images.shape[1] == channels:
+        return images
+    if images.shape[1] == 1:
+        return np.repeat(images, channels, axis=1)
+    return images.mean(axis=1, keepdims=True).round().astype(np.uint8)
+
+
+NOOP_WARN = 0.25  # translation closer to its input than this share of the domain gap: no-op
+COLLAPSE_WARN = 0.2  # outputs varying less than this share of their inputs: collapse
+
+
+class TranslationProbe:
+    """The probe of image -> image families: per direction, FID of translated train inputs vs
+    real train images of the target domain in the feature space of a domain classifier (A vs
+    B, trained once on the train split), how often that classifier calls a translation the
+    target domain, and two degenerate-solution detectors: no-op (the translation's distance to
+    its input, over the typical distance between an A and a B image) and collapse (output
+    spread over input spread). probe_fid, the mean over directions, picks the best state."""
+
+    def __init__(self, data, cache: Path, data_hash: str, n: int = 500, seed: int = 0):
+        from components.evaluate.features import feature_net, predict
+
+        a, _ = data.domain("A", "train")
+        b, _ = data.domain("B", "train")
+        self.channels = {"A": a.shape[1], "B": b.shape[1]}
+        c = max(self.channels.values())
+        rng = np.random.default_rng(seed)
+        pick = {
+            name: np.sort(rng.choice(len(x), min(n, len(x)), replace=False))
+            for name, x in (("A", a), ("B", b))
+        }
+        self.inputs = {
+            "A": np.ascontiguousarray(a[pick["A"]]),
+            "B": np.ascontiguousarray(b[pick["B"]]),
+        }
+        both = np.concatenate([common_channels(a, c), common_channels(b, c)])
+        domain = np.concatenate([np.zeros(len(a), np.int64), np.ones(len(b), np.int64)])
+        key = f"probe-domains-{data_hash[:16]}-e{PROBE_EPOCHS}-s{seed}.safetensors"
+        self.net = feature_net(both, domain, 2, PROBE_EPOCHS, seed, cache / key)
+        self.common = c
+        self.ref_feats = {
+            name: predict(self.net, common_channels(x, c))[0] for name, x in self.inputs.items()
+        }
+        m = min(len(self.inputs["A"]), len(self.inputs["B"]))
+        same = self.channels["A"] == self.channels["B"]
+        self.gap = (
+            float(np.abs(self.inputs["A"][:m].astype(np.float32) - self.inputs["B"][:m]).mean())
+            / 127.5
+            if same
+            else None
+        )  # mean |a - b| in [-1, 1] units: the distance a translation should cover
+
+    @torch.no_grad()
+    def __call__(self, nets: torch.nn.ModuleDict) -> dict[str, float]:
+        from components.evaluate.features import predict
+        from components.evaluate.metrics import frechet
+        from components.images import to_uint8
+        from components.train.translation import collapse_score, noop_distance
+
+        out: dict[str, float] = {}
+        fids = []
+        modes = {name: m.training for name, m in nets.items()}
+        nets.eval()
+        device = next(nets.parameters()).device
+        for name, G in nets.items():  # "G_AB" translates A into B
+            source, target = name[2], name[3]
+            x = torch.from_numpy(self.inputs[source]).to(device).float() / 127.5 - 1
+            y = torch.cat([G(x[i : i + 250]) for i in range(0, len(x), 250)])  # (n, C_t, S, S)
+            images = common_channels(to_uint8(y), self.common)
+            feats, pred = predict(self.net, images)
+            tag = f"{source}2{target}".lower()
+            fid = frechet(self.ref_feats[target], feats)
+            fids.append(fid)
+            out[f"probe_{tag}_fid"] = fid
+            out[f"probe_{tag}_domain_acc"] = float((pred == int(target == "B")).double().mean())
+            out[f"probe_{tag}_collapse"] = collapse_score(y.cpu(), x.cpu())
+            if self.gap:
+                out[f"probe_{tag}_noop"] = noop_distance(x.cpu(), y.cpu()) / self.gap
+        for name, mode in modes.items():
+            nets[name].train(mode)
+        out["probe_fid"] = float(np.mean(fids))
+        self._warn(out)
+        return out
+
+    @staticmethod
+    def _warn(result: dict[str, float]) -> None:
+        for key, value in result.items():
+            if key.endswith("_noop") and value < NOOP_WARN:
+                print(
+                    f"train: warning: {key} = {value:.2f} of the domain gap: the translation "
+                    "stays close to its input (possible no-op solution)"
+                )
+            if key.endswith("_collapse") and value < COLLAPSE_WARN:
+                print(
+                    f"train: warning: {key} = {value:.2f}: outputs barely vary across inputs "
+                    "(possible collapse)"
+                )

@@ -63,30 +63,67 @@ def _progress_printer(log_every: int, stat_names: tuple[str, ...]):
     return bar, update
 
 
-def write_models(layout: Layout, state, spec: dict, spec_name: str = "generator.json") -> None:
-    """Every net of the family as safetensors plus the spec, swapped into models/ as one folder.
-    The probe's best state replaces the probe module's (G_ema), whose last state is kept as
-    `<name>_last`: the best is what evaluate and register use."""
+def write_models(layout: Layout, state, documents: dict[str, dict]) -> None:
+    """The family's model files (safetensors) and JSON documents (specs), swapped into models/
+    as one folder. The probe's best state is what evaluate and register use."""
     from safetensors.torch import save_file
 
-    states = {name: m.state_dict() for name, m in state.family.modules().items()}
-    if state.best_state is not None:
-        best = _probe_module_name(state)
-        states[f"{best}_last"] = states[best]
-        states[best] = state.best_state
     with atomic_dir(layout.models) as tmp:
-        for name, tensors in states.items():
+        for name, tensors in state.family.model_files(state.best_state).items():
             tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
             save_file(tensors, str(tmp / f"{name}.safetensors"))
-        write_json(
-            tmp / spec_name,
-            {**spec, "best_step": state.best_step, "best_probe_fid": state.best_metric},
+        for name, document in documents.items():
+            write_json(tmp / name, document)
+
+
+def build_family(cfg: TrainConfig, layout: Layout, data, device, me):
+    """(family, probe factory, models/ documents) for train.arch: noise -> image (dcgan, sagan)
+    or image -> image (cyclegan on unpaired or paired data, pix2pix on paired data)."""
+    from components.config import TRANSLATION_ARCHS
+
+    data_hash = data.manifest["content_hash"]
+    if cfg.arch not in TRANSLATION_ARCHS:
+        if data.kind != "generate":
+            raise ConfigError(
+                f"train.arch: {cfg.arch} draws images from noise, but ingest.source "
+                f"{data.manifest['source']!r} is a {data.kind} translation dataset "
+                "(use cyclegan or pix2pix)"
+            )
+        from components.train.gan import GanFamily, generator_spec
+        from components.train.probe import Probe
+
+        images, labels = data.split("train")
+        labels = labels if data.num_classes else None
+        family = GanFamily(cfg, images, labels, data.num_classes, device, me.rank, me.world)
+        spec = generator_spec(cfg, data.num_classes, images.shape[1], images.shape[2])
+        spec["class_names"] = data.manifest["class_names"]
+
+        def probe():
+            return Probe(
+                images, labels, data.num_classes, cfg.z_dim, layout.classifier_cache,
+                data_hash, seed=cfg.seed,
+            )  # fmt: skip
+
+        return family, probe, {"generator.json": spec}
+    needs = ("paired",) if cfg.arch == "pix2pix" else ("unpaired", "paired")
+    if data.kind not in needs:
+        raise ConfigError(
+            f"train.arch: {cfg.arch} needs a {' or '.join(needs)} dataset, but ingest.source "
+            f"{data.manifest['source']!r} is {data.kind}"
         )
+    from components.train.probe import TranslationProbe
 
+    if cfg.arch == "pix2pix":
+        from components.train.pix2pix import Pix2PixFamily as Family
+    else:
+        from components.train.cyclegan import CycleGanFamily as Family
+    family = Family(cfg, data, device, me.rank, me.world)
+    about = {"class_names": data.manifest["class_names"], "kind": data.kind, "arch": cfg.arch}
 
-def _probe_module_name(state) -> str:
-    probe = state.family.probe_module()
-    return next(name for name, m in state.family.modules().items() if m is probe)
+    def probe():
+        return TranslationProbe(data, layout.classifier_cache, data_hash, seed=cfg.seed)
+
+    return family, probe, {"translator.json": family.spec, "training.json": about}
 
 
 def run(cfg: TrainConfig, layout: Layout) -> dict:
@@ -165,15 +202,11 @@ def _train(cfg: TrainConfig, layout: Layout, device, me) -> dict:
 
     from components import tracking
     from components.images import grid, save_png, to_uint8
-    from components.train.gan import GanFamily, generator_spec
     from components.train.loop import Callbacks, fit
 
     data = load_dataset(layout)
-    images, labels = data.split("train")
-    num_classes = data.num_classes
-    train_labels = labels if num_classes else None
     ckpt_dir = checkpoint_dir(cfg, layout, data.manifest["content_hash"])
-    family = GanFamily(cfg, images, train_labels, num_classes, device, me.rank, me.world)
+    family, make_probe, documents = build_family(cfg, layout, data, device, me)
     if me.rank != 0:
         fit(family, cfg, ckpt_dir, Callbacks(), rank=me.rank, world=me.world)
         return {}
@@ -187,7 +220,6 @@ def _train(cfg: TrainConfig, layout: Layout, device, me) -> dict:
             "which this store does not have: new MLflow run, tagged with where it came from"
         )
     samples_dir = layout.root / "reports" / "samples"
-    rows = max(num_classes, 1)
 
     with mlflow.start_run(run_id=resumed_run, experiment_id=experiment_id) as active:
         run_id = active.info.run_id
@@ -201,31 +233,23 @@ def _train(cfg: TrainConfig, layout: Layout, device, me) -> dict:
             )
 
         def sample(step: int, batch) -> None:
-            path = save_png(grid(to_uint8(batch), rows), samples_dir / f"step-{step:07d}.png", 3)
+            image = grid(to_uint8(batch), family.grid_rows)
+            path = save_png(image, samples_dir / f"step-{step:07d}.png", 3)
             shutil.copyfile(path, samples_dir / "latest.png")
             mlflow.log_artifact(str(path), artifact_path="samples")
 
-        from components.train.probe import Probe
-
-        probe = Probe(
-            images,
-            train_labels,
-            num_classes,
-            cfg.z_dim,
-            layout.classifier_cache,
-            data.manifest["content_hash"],
-            seed=cfg.seed,
-        )
         bar, update = _progress_printer(cfg.log_every, family.stat_names)
         try:
+            probe = make_probe()
             with bar:
                 state = fit(family, cfg, ckpt_dir, Callbacks(log=log, sample=sample), update, probe)
         except BaseException as err:  # the run ends FAILED; say why on it
             mlflow.set_tag("failure_reason", str(err) or type(err).__name__)
             raise
-        spec = generator_spec(cfg, num_classes, images.shape[1], images.shape[2])
-        spec["class_names"] = data.manifest["class_names"]
-        write_models(layout, state, spec)
+        best = {"best_step": state.best_step, "best_probe_fid": state.best_metric}
+        first = next(iter(documents))
+        documents[first if first == "generator.json" else "training.json"].update(best)
+        write_models(layout, state, documents)
         summary = _log_outputs(layout, state, ckpt_dir)
         summary.update(
             run_id=run_id,

@@ -128,3 +128,28 @@ def collapse_score(outputs: torch.Tensor, inputs: torch.Tensor) -> float:
     spread_out = outputs.float().std(dim=0).mean()  # scalar: mean over (C, H, W)
     spread_in = inputs.float().std(dim=0).mean()
     return float(spread_out / spread_in.clamp_min(1e-8))
+
+
+def to_unit(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, C, H, W) -> float in [-1, 1]."""
+    return images.float().div_(127.5).sub_(1.0)
+
+
+def set_lr(optimizers, base: dict[str, float], factor: float) -> None:
+    """Every param group of optimizers[name] at base[name] * factor (the decay schedule)."""
+    for name, opt in optimizers.items():
+        for group in opt.param_groups:
+            group["lr"] = base[name] * factor
+
+
+def as_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """(B, C, H, W) with C in {1, 3} -> `channels` (gray repeated, or RGB averaged)."""
+    if x.shape[1] == channels:
+        return x
+    return x.repeat(1, channels, 1, 1) if x.shape[1] == 1 else x.mean(dim=1, keepdim=True)
+
+
+def sample_rows(*rows: torch.Tensor) -> torch.Tensor:
+    """Grid rows of equal length, brought to one channel count: (rows * k, C, H, W)."""
+    channels = max(r.shape[1] for r in rows)
+    return torch.cat([as_channels(r, channels) for r in rows])
