@@ -314,6 +314,12 @@ def start_postgres(d: Path, state: dict) -> None:
     if not (data / "PG_VERSION").is_file():
         if not (PG_BIN / "initdb").is_file():
             raise StackError(f"{PG_BIN / 'initdb'} not found (set STACK_PG_BIN)")
+        reach = subprocess.run(_as_postgres(["test", "-x", d]), capture_output=True)
+        if reach.returncode != 0:
+            raise StackError(
+                f"the postgres user cannot reach {d} (a parent folder is private): "
+                "set STACK_DIR to a folder under a world-traversable path, e.g. /srv/ganops-stack"
+            )
         shutil.rmtree(data, ignore_errors=True)
         data.mkdir(mode=0o700)
         _give_to_postgres(data)
@@ -483,6 +489,9 @@ def _mlflow_env(d: Path, state: dict) -> dict:
         AWS_ACCESS_KEY_ID=state["s3_access_key"],
         AWS_SECRET_ACCESS_KEY=state["s3_secret_key"],
         AWS_DEFAULT_REGION="us-east-1",
+        # MLflow 3's job runner (GenAI evaluation jobs, trace rollups: 8 processes) is not
+        # needed by ganops and slows the start on 2 cores
+        MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
     )
     return env
 
@@ -495,14 +504,21 @@ def _migrate_mlflow(d: Path, state: dict, env: dict) -> None:
     marker = d / "mlflow" / f"migrated-{version('mlflow')}"
     if marker.is_file():
         return
-    for args in (
+    commands = (
         [BIN / "mlflow", "db", "upgrade", pg_uri(state, "mlflow", "mlflow", "psycopg2")],
         [sys.executable, "-m", "mlflow.server.auth", "db", "upgrade"]
         + ["--url", pg_uri(state, "mlflow", "mlflow_auth", "psycopg2")],
-    ):
-        out = subprocess.run([str(a) for a in args], env=env, capture_output=True, text=True)
-        if out.returncode != 0:
-            raise StackError(f"MLflow migration failed: {out.stderr[-3000:]}")
+    )  # two databases: side by side
+    procs = [
+        subprocess.Popen(
+            [str(a) for a in args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        for args in commands
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=START_TIMEOUT)
+        if proc.returncode != 0:
+            raise StackError(f"MLflow migration failed: {err.decode()[-3000:]}")
     marker.touch()
 
 
@@ -693,8 +709,14 @@ def stop(d: Path, name: str) -> bool:
 
 
 def down() -> list[str]:
+    """Stop every service `up` recorded, last started first; returns 'name (seconds)' each."""
     d = stack_dir()
-    return [name for name in reversed(SERVICES) if d.is_dir() and stop(d, name)]
+    stopped = []
+    for name in reversed(SERVICES):
+        t0 = time.monotonic()
+        if d.is_dir() and stop(d, name):
+            stopped.append(f"{name} ({time.monotonic() - t0:.1f}s)")
+    return stopped
 
 
 def status() -> dict[str, tuple[bool, str]]:
@@ -721,6 +743,7 @@ def main(argv: list[str]) -> int:
             report = up()
         except StackError as e:
             print(f"error: {e}", file=sys.stderr)
+            print("what did start keeps running: `make stack-down` stops it", file=sys.stderr)
             return 1
         state = load_state(d)
         for name in SERVICES:
