@@ -138,7 +138,14 @@ def feature_net(
 ) -> Classifier:
     """The feature network of a sample set: a classifier when it is labelled (num_classes > 0),
     else an autoencoder. With `cache` (a .safetensors path naming data, epochs and seed) it is
-    read from there when present, else trained and stored there atomically."""
+    read from there when present, else trained and stored there atomically. Either way the
+    caller's torch RNG stream is untouched (building a net draws its initial weights from it),
+    so a training run is the same whether its probe net was cached or not."""
+    with torch.random.fork_rng(devices=[]):
+        return _feature_net(images, labels, num_classes, epochs, seed, cache)
+
+
+def _feature_net(images, labels, num_classes, epochs, seed, cache) -> Classifier:
     channels, size = images.shape[1], images.shape[2]
     if cache is not None and cache.is_file():
         from safetensors.torch import load_file
