@@ -229,6 +229,39 @@ def export_model(
     typer.echo(f"wrote {out} ({format_}); parity: max abs difference to PyTorch {diff:.2e}")
 
 
+@app.command("translate")
+def translate_images(
+    src: Annotated[
+        Path, typer.Argument(help="an image, a folder (recursive) or .zip/.tar/.tar.gz")
+    ],
+    dst: Annotated[Path, typer.Argument(help="new folder for the PNGs (mirrors SRC's paths)")],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/translator, or a "
+            "folder [models:/<register.model_name>@champion]"
+        ),
+    ] = None,
+    direction: Annotated[str, typer.Option(help="a2b | b2a (pix2pix: a2b only)")],
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Translate images with a registered translator; write one PNG per input (x.jpg ->
+    DST/x.png). Inputs of another size are resized as ingest does (shorter side to the model's
+    size with LANCZOS, then a centre crop); a gray image feeds a colour model by repeating its
+    channel, a colour image for a grayscale model is an error. DST is written whole or not at
+    all."""
+    model = model or f"models:/{_model_name(None, params)}@champion"
+    if not Path(model).is_dir():
+        from components import tracking
+        from components.layout import Layout
+
+        tracking.setup(Layout.here())
+    from components.translate import translate
+
+    n = translate(model, direction, src, dst)
+    typer.echo(f"wrote {n} PNGs to {dst} ({direction}, from {model})")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors print one line and exit non-zero, without a traceback."""
     from components import signals

@@ -189,6 +189,10 @@ class RegisterConfig(_Section):
     min_cond_acc: Fraction
     min_modes_covered_fraction: Fraction
     min_tstr: Fraction
+    min_gap_closed: Annotated[float, Field(le=1)]
+    min_class_preservation: Fraction
+    min_domain_acc: Fraction
+    min_noop_ratio: Annotated[float, Field(ge=0)]
     fid_margin: Annotated[float, Field(ge=0, lt=1)]
 
 

@@ -98,6 +98,74 @@ def register(
     return reg.run(cfg, Layout(root))
 
 
+TRANSLATOR_METRICS = {  # what evaluate writes for a cyclegan on labelled unpaired data
+    "kind": "unpaired",
+    **{
+        f"{d}_{k}": v
+        for d in ("a2b", "b2a")
+        for k, v in {
+            "fid": 4.0,
+            "fid_floor": 1.0,
+            "fid_ceiling": 10.0,
+            "gap_closed": 2 / 3,
+            "domain_acc": 0.95,
+            "class_preservation": 0.9,
+            "noop_ratio": 0.6,
+        }.items()
+    },
+}
+
+
+def make_translator(models: Path, arch: str = "cyclegan", channels_b: int = 1) -> dict:
+    """A tiny, randomly initialised translator (32 px; channels A 1, B `channels_b`) saved as
+    train writes it: translator.json, training.json, G_AB (+ G_BA for cyclegan) safetensors."""
+    import torch
+    from safetensors.torch import save_file
+
+    from components.layout import write_json
+    from components.translators import WEIGHTS, build_generator, make_spec
+
+    spec = make_spec(arch, 1, channels_b, 32, g_channels=4, d_channels=4, n_blocks=1)
+    models.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    for direction in ("a2b",) if arch == "pix2pix" else ("a2b", "b2a"):
+        G = build_generator(spec, direction)
+        save_file(G.state_dict(), str(models / WEIGHTS[direction]))
+    write_json(models / "translator.json", spec)
+    kind = "paired" if arch == "pix2pix" else "unpaired"
+    classes = [str(i) for i in range(10)]
+    write_json(models / "training.json", {"class_names": classes, "kind": kind, "arch": arch})
+    return spec
+
+
+def register_translator(
+    root: Path,
+    cfg,
+    arch: str = "cyclegan",
+    metrics: dict | None = None,
+    dataset_hash: str = "test",
+) -> dict:
+    """Register a tiny translator with a train run and `metrics` (TRANSLATOR_METRICS with
+    the given keys changed; pix2pix keeps a2b only)."""
+    import mlflow
+
+    from components import register as reg
+    from components import tracking
+    from components.layout import Layout, write_json
+
+    layout = Layout(root)
+    make_translator(layout.models, arch)
+    values = {**TRANSLATOR_METRICS, **(metrics or {})}
+    if arch == "pix2pix":
+        values = {k: v for k, v in values.items() if not k.startswith("b2a_")} | {"kind": "paired"}
+    write_json(layout.metrics, values)
+    experiment = tracking.setup(layout)
+    with mlflow.start_run(experiment_id=experiment, tags={"dataset_hash": dataset_hash}) as run:
+        mlflow.log_params({"train.arch": arch, "train.kimg": 1})
+    write_json(layout.train_run, {"run_id": run.info.run_id})
+    return reg.run(cfg, layout)
+
+
 if __name__ == "__main__":
     import os
 

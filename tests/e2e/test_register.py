@@ -64,6 +64,10 @@ GATES = RegisterConfig(  # explicit gates: the rules are under test, not params.
     min_cond_acc=0.9,
     min_modes_covered_fraction=1.0,
     min_tstr=0.8,
+    min_gap_closed=0.5,
+    min_class_preservation=0.8,
+    min_domain_acc=0.8,
+    min_noop_ratio=0.2,
     fid_margin=0.02,
 )
 

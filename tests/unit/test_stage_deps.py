@@ -15,7 +15,13 @@ from components import orchestrate
 from components.config import STAGES
 from tests.conftest import ROOT
 
-SHIPPED = {"register": {"components/serve.py", "components/pyfunc_generator.py"}}
+SHIPPED = {
+    "register": {
+        "components/serve.py",
+        "components/pyfunc_generator.py",
+        "components/pyfunc_translator.py",
+    }
+}
 
 
 def _file(module: str) -> Path | None:
