@@ -99,11 +99,25 @@ def thicken(images: np.ndarray) -> np.ndarray:
     return np.max(shifts, axis=0)
 
 
-def digit_styles(root: Path, style, kind="unpaired", side=32, step=1) -> Path:
+def tint(images: np.ndarray) -> np.ndarray:
+    """A colour digit style: gray (N, 1, H, W) -> red strokes (N, 3, H, W); `untint` undoes it."""
+    return np.concatenate([images, images // 4, images // 4], axis=1)
+
+
+def untint(images: np.ndarray) -> np.ndarray:
+    return images[:, :1]
+
+
+def tint_files(images: np.ndarray) -> np.ndarray:
+    """tint for (N, H, W) digits, as (N, H, W, 3) images to save."""
+    return tint(images[:, None]).transpose(0, 2, 3, 1)
+
+
+def digit_styles(root: Path, style, kind="unpaired", side=32, step=1, labelled=True) -> Path:
     """Two styles of scikit-learn's 8x8 digits (every `step`-th, upscaled to `side`), class
-    sub-folders "0".."9": A = the digit, B = style(digit). Unpaired: A and B from disjoint halves
-    of the digits (the translation of an A image is never a B image); paired: A|B side by side,
-    same digit."""
+    sub-folders "0".."9" (flat folders unless `labelled`): A = the digit, B = style(digit), a
+    (N, side, side) or (N, side, side, 3) array. Unpaired: A and B from disjoint halves of the
+    digits (the translation of an A image is never a B image); paired: A|B side by side."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -122,15 +136,16 @@ def digit_styles(root: Path, style, kind="unpaired", side=32, step=1) -> Path:
         }
         images = {"A": big, "B": style(big)}
         for name, rows in parts.items():
-            _save_classes(root / name, images[name[-1]][rows], labels[rows])
+            _save_classes(root / name, images[name[-1]][rows], labels[rows], labelled)
     else:
         pairs = np.concatenate([big, style(big)], axis=2)  # (N, side, 2 * side)
         for name, rows in (("train", ~test), ("test", test)):
-            _save_classes(root / name, pairs[rows], labels[rows])
+            _save_classes(root / name, pairs[rows], labels[rows], labelled)
     return root
 
 
-def _save_classes(folder: Path, images: np.ndarray, labels: np.ndarray) -> None:
+def _save_classes(folder: Path, images: np.ndarray, labels: np.ndarray, labelled: bool) -> None:
     for i, (img, label) in enumerate(zip(images, labels, strict=True)):
-        (folder / str(label)).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(img).save(folder / str(label) / f"{i:04d}.png")
+        where = folder / str(label) if labelled else folder
+        where.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(where / f"{i:04d}.png")

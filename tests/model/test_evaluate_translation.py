@@ -16,7 +16,7 @@ import pytest
 from components.config import EvaluateConfig, IngestConfig
 from components.evaluate import translation as tr
 from components.layout import Layout, read_json
-from tests.datagen import digit_styles, invert, thicken
+from tests.datagen import digit_styles, invert, thicken, tint, tint_files, untint
 
 pytestmark = pytest.mark.model
 
@@ -25,12 +25,12 @@ CFG = EvaluateConfig(
 )
 
 
-def _project(root, style, kind, step):
+def _project(root, style, kind, step, labelled=True, cfg=CFG):
     """An ingested digits translation set and its (cached) domain feature net."""
     from components import ingest
     from components.dataset import load_dataset
 
-    source = digit_styles(root / "raw", style, kind, step=step)
+    source = digit_styles(root / "raw", style, kind, step=step, labelled=labelled)
     layout = Layout(root)
     ingest.run(
         IngestConfig(
@@ -44,7 +44,7 @@ def _project(root, style, kind, step):
         layout,
     )
     data = load_dataset(layout)
-    return layout, data, tr.load_or_train_domain_net(CFG, layout, data)
+    return layout, data, tr.load_or_train_domain_net(cfg, layout, data)
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +55,13 @@ def unpaired(tmp_path_factory):
 @pytest.fixture(scope="module")
 def paired(tmp_path_factory):
     return _project(tmp_path_factory.mktemp("paired"), thicken, "paired", step=2)
+
+
+@pytest.fixture(scope="module")
+def unlabelled_rgb(tmp_path_factory):
+    """A gray, B red; no class folders."""
+    root = tmp_path_factory.mktemp("rgb")
+    return _project(root, tint_files, "unpaired", step=2, labelled=False)
 
 
 def copy_input(images):
@@ -178,3 +185,28 @@ def test_stage_scores_the_translator_in_models(unpaired, monkeypatch, tmp_path):
     artifacts = {f.path for f in mlflow.MlflowClient().list_artifacts(run_id, "evaluation")}
     assert artifacts == {"evaluation/translation_a2b.png", "evaluation/translation_b2a.png"}
     assert "| a2b_fid |" in metrics_markdown(metrics)
+
+
+def test_unlabelled_gray_to_colour(unlabelled_rgb, tmp_path):
+    """A 1-channel, B 3-channel, no labels: class metrics and identity are left out, the rest
+    still separates the oracle from copy-input; the picture shows both in colour."""
+    from PIL import Image
+
+    _layout, data, dnet = unlabelled_rgb
+    assert dnet.channels == 3 and not any(dnet.labelled.values())
+    oracle = tr.evaluate_translation(CFG, data, {"a2b": tint, "b2a": untint}, dnet)
+    with pytest.raises(ValueError, match="want uint8"):  # copy-input has the wrong channels
+        tr.evaluate_translation(CFG, data, {"a2b": copy_input}, dnet)
+    copies = {"a2b": lambda x: tr.match_channels(x, 3), "b2a": lambda x: tr.match_channels(x, 1)}
+    copy = tr.evaluate_translation(CFG, data, copies, dnet)
+    assert not any("class" in k or "identity" in k for k in oracle)
+    for d in ("a2b", "b2a"):
+        assert oracle[f"{d}_gap_closed"] > 0.8 and oracle[f"{d}_domain_acc"] > 0.9, oracle
+        assert oracle[f"{d}_cycle_l1"] == 0.0
+        assert copy[f"{d}_noop_ratio"] < 0.01 < oracle[f"{d}_noop_ratio"]  # rounding only
+    # gray -> gray repeated to RGB is the no-translation ceiling itself; red -> its channel mean
+    # is not (it drops the tint: part of the way to A), so only a2b closes nothing
+    assert abs(copy["a2b_gap_closed"]) < 1e-6 and copy["a2b_domain_acc"] < 0.1, copy
+    path = tr.translation_picture(data, {"a2b": tint, "b2a": untint}, "a2b", tmp_path / "p.png")
+    picture = Image.open(path)
+    assert picture.mode == "RGB" and picture.size == (2 * (3 * 34 + 2), 2 * (10 * 34 + 2))
