@@ -235,6 +235,7 @@ def translate_images(
         Path, typer.Argument(help="an image, a folder (recursive) or .zip/.tar/.tar.gz")
     ],
     dst: Annotated[Path, typer.Argument(help="new folder for the PNGs (mirrors SRC's paths)")],
+    direction: Annotated[str, typer.Option(help="a2b | b2a (pix2pix: a2b only)")],
     model: Annotated[
         str | None,
         typer.Option(
@@ -242,7 +243,6 @@ def translate_images(
             "folder [models:/<register.model_name>@champion]"
         ),
     ] = None,
-    direction: Annotated[str, typer.Option(help="a2b | b2a (pix2pix: a2b only)")],
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Translate images with a registered translator; write one PNG per input (x.jpg ->

@@ -79,7 +79,7 @@ class Translator:
         out = []
         with torch.no_grad():
             for start in range(0, len(images), BATCH):
-                x = torch.from_numpy(images[start : start + BATCH]).float() / 127.5 - 1.0
+                x = torch.tensor(images[start : start + BATCH], dtype=torch.float32) / 127.5 - 1.0
                 out.append(to_uint8(G(x)))  # (B, C_out, S, S)
         return np.concatenate(out)
 
