@@ -80,6 +80,11 @@ class Layout:
         return self.root / "reports" / "metrics.json"
 
     @property
+    def evaluation(self) -> Path:
+        """The evaluation pictures (sample grids, translations, loss curves): one folder."""
+        return self.root / "reports" / "evaluation"
+
+    @property
     def classifier_cache(self) -> Path:
         return self.root / ".cache" / "classifier"
 

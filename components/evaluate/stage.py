@@ -17,7 +17,7 @@ from components.config import EvaluateConfig
 from components.dataset import Dataset, load_dataset
 from components.evaluate.features import BATCH, Classifier, load_or_train_classifier, predict
 from components.evaluate.metrics import Pair, Side, compute
-from components.layout import Layout, write_json
+from components.layout import Layout, atomic_dir, write_json
 
 
 def load_g_ema(models_dir: Path):
@@ -89,18 +89,41 @@ def evaluate(
 
 
 def run(cfg: EvaluateConfig, layout: Layout) -> dict:
-    """The evaluate stage: reports/metrics.json, pictures under reports/, the same in MLflow.
-    A translator in models/ (translator.json) is scored by evaluate/translation.py instead."""
+    """The evaluate stage: reports/metrics.json and the pictures in reports/evaluation/ (written
+    as one folder), the same on the train run in MLflow. A translator in models/
+    (translator.json) is scored by evaluate/translation.py, a generator here."""
     import mlflow
 
     from components import tracking
     from components.evaluate import pictures
     from components.translators import SPEC_FILE
 
-    if (layout.models / SPEC_FILE).is_file():
-        from components.evaluate.translation import run_translation
+    with atomic_dir(layout.evaluation) as folder:
+        if (layout.models / SPEC_FILE).is_file():
+            from components.evaluate.translation import run_translation
 
-        return run_translation(cfg, layout)
+            metrics, paths = run_translation(cfg, layout, folder)
+        else:
+            metrics, paths = _score_generator(cfg, layout, folder)
+        if layout.train_log.is_file():
+            paths.append(pictures.loss_curves(layout.train_log, folder / "losses.png"))
+    paths = [layout.evaluation / path.name for path in paths]
+    write_json(layout.metrics, metrics)
+
+    tracking.setup(layout)
+    with mlflow.start_run(run_id=tracking.train_run_id(layout)):
+        mlflow.log_params({f"evaluate.{k}": v for k, v in cfg.model_dump().items()})
+        numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+        mlflow.log_metrics({f"eval/{k}": v for k, v in numbers.items()})
+        mlflow.log_artifact(str(layout.metrics))
+        for path in paths:
+            mlflow.log_artifact(str(path), artifact_path="evaluation")
+    return metrics
+
+
+def _score_generator(cfg: EvaluateConfig, layout: Layout, folder: Path) -> tuple[dict, list]:
+    """Metrics of G_ema in models/ with their floors, and its pictures written into `folder`."""
+    from components.evaluate import pictures
 
     data = load_dataset(layout)
     net, clf_acc = load_or_train_classifier(cfg, layout, data)
@@ -112,21 +135,9 @@ def run(cfg: EvaluateConfig, layout: Layout) -> dict:
         print("evaluate: unlabeled data: autoencoder features; class-based metrics skipped")
     if "fid" in metrics:
         metrics["fid_ratio"] = metrics["fid"] / max(metrics["fid_floor"], 1e-12)
-    reports = layout.root / "reports"
     paths = [
-        pictures.class_grid(G, data.num_classes, cfg.seed, reports / "eval_samples.png"),
-        pictures.interpolation_grid(G, data.num_classes, cfg.seed, reports / "interpolation.png"),
-        pictures.nearest_real_grid(sets["generated"], sets["train"], reports / "nearest_real.png"),
+        pictures.class_grid(G, data.num_classes, cfg.seed, folder / "eval_samples.png"),
+        pictures.interpolation_grid(G, data.num_classes, cfg.seed, folder / "interpolation.png"),
+        pictures.nearest_real_grid(sets["generated"], sets["train"], folder / "nearest_real.png"),
     ]
-    if layout.train_log.is_file():
-        paths.append(pictures.loss_curves(layout.train_log, reports / "losses.png"))
-    write_json(layout.metrics, metrics)
-
-    tracking.setup(layout)
-    with mlflow.start_run(run_id=tracking.train_run_id(layout)):
-        mlflow.log_params({f"evaluate.{k}": v for k, v in cfg.model_dump().items()})
-        mlflow.log_metrics({f"eval/{k}": float(v) for k, v in metrics.items()})
-        mlflow.log_artifact(str(layout.metrics))
-        for path in paths:
-            mlflow.log_artifact(str(path), artifact_path="evaluation")
-    return metrics
+    return metrics, paths

@@ -46,7 +46,7 @@ from components.dataset import Dataset, load_dataset
 from components.errors import DataError
 from components.evaluate.features import EVAL_NET_SEED, Classifier, feature_net, predict
 from components.evaluate.metrics import Pair, Side, compute
-from components.layout import Layout, read_json, write_json
+from components.layout import Layout, read_json
 
 Translate = Callable[[np.ndarray], np.ndarray]  # uint8 (N, C_in, S, S) -> uint8 (N, C_out, S, S)
 DIRECTIONS = {"a2b": ("A", "B"), "b2a": ("B", "A")}  # direction -> (source, target) domain
@@ -386,31 +386,16 @@ def load_translators(models: Path) -> tuple[dict[str, Translate], dict]:
     return translators, spec
 
 
-def run_translation(cfg: EvaluateConfig, layout: Layout) -> dict:
-    """The evaluate stage for translators: reports/metrics.json, one picture per direction
-    (reports/translation_<direction>.png), the same on the train run in MLflow."""
-    import mlflow
-
-    from components import tracking
-
+def run_translation(cfg: EvaluateConfig, layout: Layout, folder: Path) -> tuple[dict, list[Path]]:
+    """Score the translator in models/: (metrics, pictures written into `folder`: one per
+    direction, translation_<direction>.png). The stage (stage.py) publishes both."""
     data = load_dataset(layout)
     translators, spec = load_translators(layout.models)
     check_data(data, spec)
     dnet = load_or_train_domain_net(cfg, layout, data)
     metrics = evaluate_translation(cfg, data, translators, dnet)
-    reports = layout.root / "reports"
     paths = [
-        translation_picture(data, translators, d, reports / f"translation_{d}.png")
+        translation_picture(data, translators, d, folder / f"translation_{d}.png")
         for d in translators
     ]
-    write_json(layout.metrics, metrics)
-
-    tracking.setup(layout)
-    with mlflow.start_run(run_id=tracking.train_run_id(layout)):
-        mlflow.log_params({f"evaluate.{k}": v for k, v in cfg.model_dump().items()})
-        numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
-        mlflow.log_metrics({f"eval/{k}": v for k, v in numbers.items()})
-        mlflow.log_artifact(str(layout.metrics))
-        for path in paths:
-            mlflow.log_artifact(str(path), artifact_path="evaluation")
-    return metrics
+    return metrics, paths

@@ -132,7 +132,7 @@ def test_paired_oracle_beats_copy_input(paired):
     assert m["a2b_psnr"] > m["a2b_psnr_copy"] + 10, m
     assert m["a2b_ssim"] > 0.95 > m["a2b_ssim_copy"], m
     assert m["a2b_gap_closed"] == 1.0  # the ground truth itself: fid 0, below the floor
-    assert m["a2b_domain_acc"] == m["a2b_domain_acc_floor"] > 0.7, m  # a subtle style
+    assert m["a2b_domain_acc"] == m["a2b_domain_acc_floor"] > 0.6, m  # a subtle style
     copy = tr.evaluate_translation(CFG, data, {"a2b": copy_input}, dnet)
     assert copy["a2b_l1"] == copy["a2b_l1_copy"] and copy["a2b_ssim"] == copy["a2b_ssim_copy"]
 
@@ -178,12 +178,12 @@ def test_stage_scores_the_translator_in_models(unpaired, monkeypatch, tmp_path):
     for direction in ("a2b", "b2a"):
         from PIL import Image
 
-        picture = Image.open(layout.root / "reports" / f"translation_{direction}.png")
+        picture = Image.open(layout.evaluation / f"translation_{direction}.png")
         assert picture.size == (2 * (3 * 34 + 2), 2 * (10 * 34 + 2))  # 3 columns, 10 classes
     logged = mlflow.get_run(run_id).data.metrics
     assert logged["eval/a2b_fid"] == pytest.approx(metrics["a2b_fid"])
     artifacts = {f.path for f in mlflow.MlflowClient().list_artifacts(run_id, "evaluation")}
-    assert artifacts == {"evaluation/translation_a2b.png", "evaluation/translation_b2a.png"}
+    assert {"evaluation/translation_a2b.png", "evaluation/translation_b2a.png"} <= artifacts
     assert "| a2b_fid |" in metrics_markdown(metrics)
 
 
