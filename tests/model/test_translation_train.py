@@ -127,9 +127,9 @@ def _ganops(*args: str) -> list[str]:
 def test_sigkill_then_restart_ends_bit_identical(datasets, tmp_path):
     """`ganops stage train` of a CycleGAN, SIGKILLed after its first checkpoint and started
     again, ends with exactly the weights of an uninterrupted run; models/ describes itself."""
-    from safetensors.torch import load_file
-
     import shutil
+
+    from safetensors.torch import load_file
 
     from tests.conftest import SMOKE
 
