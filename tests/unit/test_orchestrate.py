@@ -103,13 +103,19 @@ def test_k8s_job_template_requests_gpus():
     assert container["image"] == "ganops:1"
 
 
-def test_prefect_file_declares_both_deployments():
+def test_prefect_file_declares_the_deployments():
+    from components.config import load_params
+
     spec = yaml.safe_load((ROOT / "infra" / "prefect.yaml").read_text())
     by_name = {d["name"]: d for d in spec["deployments"]}
-    assert set(by_name) == {"nightly-retrain", "on-demand"}
-    for d in by_name.values():
+    assert set(by_name) == {"nightly-retrain", "on-demand", "nightly-translator"}
+    params_files = {"nightly-translator": "params-translate.yaml"}
+    for name, d in by_name.items():
         assert d["entrypoint"] == "flows/pipeline.py:ganops_pipeline"
-        assert d["parameters"] == {"params_file": "params.yaml", "overrides": []}
+        params_file = params_files.get(name, "params.yaml")
+        assert d["parameters"] == {"params_file": params_file, "overrides": []}
         assert os.path.isfile(ROOT / d["entrypoint"].split(":")[0])
+        load_params(ROOT / params_file)  # the file it names loads
     assert [s["cron"] for s in by_name["nightly-retrain"]["schedules"]] == ["0 2 * * *"]
     assert "schedules" not in by_name["on-demand"]
+    assert load_params(ROOT / "params-translate.yaml").train.arch == "cyclegan"

