@@ -144,6 +144,7 @@ def register_translator(
     arch: str = "cyclegan",
     metrics: dict | None = None,
     dataset_hash: str = "test",
+    channels_b: int = 1,
 ) -> dict:
     """Register a tiny translator with a train run and `metrics` (TRANSLATOR_METRICS with
     the given keys changed; pix2pix keeps a2b only)."""
@@ -154,7 +155,7 @@ def register_translator(
     from components.layout import Layout, write_json
 
     layout = Layout(root)
-    make_translator(layout.models, arch)
+    make_translator(layout.models, arch, channels_b)
     values = {**TRANSLATOR_METRICS, **(metrics or {})}
     if arch == "pix2pix":
         values = {k: v for k, v in values.items() if not k.startswith("b2a_")} | {"kind": "paired"}
