@@ -215,6 +215,8 @@ def test_pyfunc_round_trip_bytes_and_base64(store):
     shapes = [(decoded(v).format, decoded(v).mode, decoded(v).size) for v in images[:3]]
     assert shapes == [("PNG", "RGB", (32, 32))] * 2 + [("PNG", "L", (32, 32))]  # B RGB, A gray
     assert model.predict(frame)["image"].tolist() == images  # eval mode: deterministic
+    only_text = pd.DataFrame({"image": [base64.b64encode(a_small).decode()], "direction": ["a2b"]})
+    assert model.predict(only_text)["image"].tolist() == [images[3]]  # a str column (pandas 3)
 
 
 @pytest.mark.parametrize(
