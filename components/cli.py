@@ -202,6 +202,49 @@ def bench_train(
     )
 
 
+@bench_app.command("translate")
+def bench_translate(
+    arch: Annotated[str, typer.Option(help="cyclegan | pix2pix")] = "cyclegan",
+    image_size: Annotated[int, typer.Option(help="32, 64, 128 or 256")] = 32,
+    channels: Annotated[int, typer.Option(help="1 or 3 (both domains)")] = 1,
+    batch_size: Annotated[int, typer.Option(help="image pairs per step")] = 8,
+    steps: Annotated[int, typer.Option(help="timed steps (after as many warm-up steps)")] = 10,
+    device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+    impl: Annotated[list[str] | None, typer.Option(help="ganops and/or plain")] = None,
+    repeats: Annotated[int, typer.Option(help="runs per impl, taking turns; median reported")] = 3,
+    params: ParamsOpt = Path("params.yaml"),
+    set_: SetOpt = None,
+) -> None:
+    """Images/s of ganops' translation trainer (CycleGAN: both Gs and Ds per step; pix2pix: G
+    and D) and of a plain eager fp32 loop of the same nets in the reference's style (bench/).
+    Widths, blocks, lambdas and speed options come from the params file's train section."""
+    from components.errors import ConfigError
+
+    sizes = (32, 64, 128, 256)
+    if arch not in ("cyclegan", "pix2pix") or image_size not in sizes or channels not in (1, 3):
+        raise ConfigError(
+            "bench translate: --arch cyclegan|pix2pix, --image-size 32|64|128|256, --channels 1|3"
+        )
+    if device not in ("cpu", "cuda") or not set(impl or ()) <= {"ganops", "plain"}:
+        raise ConfigError("bench translate: --device cpu|cuda, --impl ganops|plain")
+    if repeats < 1 or steps < 1 or batch_size < 1:
+        raise ConfigError("bench translate: --batch-size, --steps and --repeats must be at least 1")
+    from components.train.bench import run_translation
+
+    base = _load(params, set_).train
+    run_translation(
+        base,
+        arch,
+        image_size,
+        channels,
+        batch_size,
+        steps,
+        device,
+        tuple(impl or ("ganops", "plain")),
+        repeats,
+    )
+
+
 @app.command("show-params")
 def show_params(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None) -> None:
     """Print the resolved params (a dry run: nothing is trained)."""
