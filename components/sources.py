@@ -110,15 +110,24 @@ def _digit_names() -> list[str]:
 
 def mnist2digits(size: int) -> Translation:
     """Unpaired: A = MNIST-5k (thin pen strokes, 28 px), B = scikit-learn's 1,797 8x8 digits
-    upscaled to `size` with nearest neighbour (blocky low-resolution scans). Labelled both sides;
+    upscaled with nearest neighbour (blocky low-resolution scans) and framed as MNIST frames its
+    digits (3x3 blocks in the middle 24 px of 32). Labelled both sides;
     ingest splits each domain with ingest.test_fraction / ingest.seed."""
     from PIL import Image
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
     small = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)  # (N, 8, 8)
+    # framed like MNIST (a 20 px digit in 28 px): whole blocks covering ~5/7 of the image, so
+    # the gap between the domains is the style (strokes vs blocks), not the digit's scale
+    content = max(8, 8 * round(size * 20 / 28 / 8))
+    pad = (size - content) // 2
     nearest = Image.Resampling.NEAREST
-    big = np.stack([np.asarray(Image.fromarray(im).resize((size, size), nearest)) for im in small])
+    blocks = np.stack(
+        [np.asarray(Image.fromarray(im).resize((content, content), nearest)) for im in small]
+    )  # (N, content, content)
+    big = np.zeros((len(small), size, size), np.uint8)
+    big[:, pad : pad + content, pad : pad + content] = blocks
     blocky = ArraySource(  # (N, 1, size, size) uint8
         big[:, None], bunch.target.astype(np.int64), _digit_names(), "sklearn digits", "digits"
     )

@@ -57,7 +57,9 @@ def nearest_real_grid(generated: Side, train: Side, path: Path, rows: int = 8, k
 
 
 def loss_curves(train_log: Path, path: Path) -> Path:
-    """d_loss, g_loss, D(x) and D(G(z)) against kimg, from the train stage's log."""
+    """Losses against kimg from the train stage's log: d_loss and g_loss on the left; on the
+    right D(x) and D(G(z)) for a noise -> image model, or a translator's parts (G_AB, G_BA,
+    D_A, D_B, cycle, identity, L1: whichever its family logged)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -72,9 +74,14 @@ def loss_curves(train_log: Path, path: Path) -> Path:
     fig, (ax_loss, ax_d) = plt.subplots(1, 2, figsize=(10, 3.5))
     ax_loss.plot(log["kimg"], log["d_loss"], label="d_loss")
     ax_loss.plot(log["kimg"], log["g_loss"], label="g_loss")
-    ax_d.plot(log["kimg"], log["D_x"], label="D(x)")
-    ax_d.plot(log["kimg"], log["D_G_z"], label="D(G(z))")
-    for ax, title in ((ax_loss, "losses"), (ax_d, "discriminator outputs")):
+    parts = {"D_x": "D(x)", "D_G_z": "D(G(z))"}
+    if not set(parts) <= set(log.columns):
+        names = ("G_AB", "G_BA", "D_A", "D_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "L1")
+        parts = {name: name for name in names if name in log.columns}
+    for column, label in parts.items():
+        ax_d.plot(log["kimg"], log[column], label=label)
+    right = "discriminator outputs" if "D_x" in parts else "loss terms"
+    for ax, title in ((ax_loss, "losses"), (ax_d, right)):
         ax.set_xlabel("kimg")
         ax.set_title(title)
         ax.legend()

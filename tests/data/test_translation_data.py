@@ -139,10 +139,13 @@ def test_mnist2digits_is_two_labelled_domains(cfg, vcfg, tmp_path):
     assert a.shape[1:] == b.shape[1:] == (1, 32, 32)
     assert set(a_labels) == set(b_labels) == set(range(10))
 
-    def blocky(x):  # 8x8 digits upscaled by nearest: constant 4x4 blocks
-        return (x == np.repeat(np.repeat(x[..., ::4, ::4], 4, -2), 4, -1)).all(axis=(1, 2, 3))
+    def blocky(x):  # 8x8 digits upscaled by nearest into the middle 24 px: 3x3 blocks
+        middle = x[..., 4:28, 4:28]
+        blocks = np.repeat(np.repeat(middle[..., ::3, ::3], 3, -2), 3, -1)
+        return (middle == blocks).all(axis=(1, 2, 3))
 
     assert blocky(b).all() and not blocky(a).any()  # a real domain gap
+    assert (b[..., :4, :] == 0).all() and (b[..., 28:, :] == 0).all()  # framed like MNIST
     results = validate.validate_dataset(vcfg, data, layout)
     assert validate.failure_lines(results) == [] and validate.warning_lines(results) == []
 
