@@ -32,9 +32,7 @@ CONV_OPS = ("convolution", "conv2d", "conv_transpose")
 def train(cfg, images, steps_done: list[int]) -> float:
     """Run fit_gan (warm-up window + timed window); returns the timed window's img/s."""
     with tempfile.TemporaryDirectory(prefix="ganops-profile-") as tmp:
-        state = fit_gan(
-            cfg, images, None, 0, Path(tmp), Callbacks(), device=torch.device("cpu")
-        )
+        state = fit_gan(cfg, images, None, 0, Path(tmp), Callbacks(), device=torch.device("cpu"))
     steps_done.append(state.step)
     return state.history[-1]["img_per_s"]
 
