@@ -96,8 +96,15 @@ def compare(
 
 
 def _model_name(model_name: str | None, params: Path) -> str:
-    """--model-name, else register.model_name of the params file."""
-    return model_name or _load(params, None).register_.model_name
+    """--model-name, else register.model_name of the params file, else (no params file here,
+    e.g. generating from the registry elsewhere) the fallback name."""
+    if model_name:
+        return model_name
+    if not params.is_file():
+        from components.config import FALLBACK_MODEL_NAME
+
+        return FALLBACK_MODEL_NAME
+    return _load(params, None).register_.model_name
 
 
 @app.command()

@@ -24,6 +24,9 @@ from pydantic import (
 from components.errors import ConfigError
 
 STAGES = ("ingest", "validate", "train", "evaluate", "register")
+# The registered model commands fall back to when no params file is at hand (params.yaml's
+# register.model_name is the default wherever one is).
+FALLBACK_MODEL_NAME = "ganops-generator"
 # Names the config accepts for the registries that hold their code (checked equal by tests);
 # kept here so loading params never imports torch.
 METRIC_NAMES = ("fid", "kid", "prdc", "intra_fid", "cond_acc", "modes", "tstr")

@@ -242,7 +242,8 @@ def _train(cfg: TrainConfig, layout: Layout, device, me) -> dict:
         try:
             probe = make_probe()
             with bar:
-                state = fit(family, cfg, ckpt_dir, Callbacks(log=log, sample=sample), update, probe)
+                callbacks = Callbacks(log=log, sample=sample)
+                state = fit(family, cfg, ckpt_dir, callbacks, update, probe, me.rank, me.world)
         except BaseException as err:  # the run ends FAILED; say why on it
             mlflow.set_tag("failure_reason", str(err) or type(err).__name__)
             raise
