@@ -66,6 +66,7 @@ def test_show_params_prints_resolved_config():
     assert "seed: 5" in out.stdout
 
 
+@pytest.mark.slow  # a real GX validation in a subprocess
 def test_stage_validate_exits_nonzero_with_one_line_per_failed_check(tmp_path):
     import shutil
 
@@ -105,6 +106,7 @@ def test_stage_validate_exits_nonzero_with_one_line_per_failed_check(tmp_path):
     assert "observed 1797" in failed[0]
 
 
+@pytest.mark.slow  # trains both loops
 def test_bench_train_prints_one_json_line_per_implementation():
     import json
 

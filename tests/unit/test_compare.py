@@ -7,8 +7,11 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from tests import datagen
+
+pytestmark = pytest.mark.slow  # each trains a feature network in a subprocess
 
 KEYS = {"fid", "kid", "precision", "recall", "density", "coverage"}
 
