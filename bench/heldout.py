@@ -104,6 +104,10 @@ def judge(data: Path, translated: Path, direction: str) -> dict:
         np.r_[np.zeros(len(real["A"][0])), np.ones(len(real["B"][0]))],
     )
     class_clf = LogisticRegression(max_iter=2000).fit(real[target][0], real[target][1])
+    if (data / "train").is_dir():
+        tgt_test = _load(data / "test", target)
+    else:
+        tgt_test = _load(data / f"test{target}")
     want = 1.0 if target == "B" else 0.0
     return {
         "direction": direction,
@@ -111,6 +115,7 @@ def judge(data: Path, translated: Path, direction: str) -> dict:
         "target_domain": float((domain_clf.predict(fake) == want).mean()),
         "class_kept": float((class_clf.predict(fake) == labels).mean()),
         "class_kept_untranslated": float((class_clf.predict(src_test[0][keep]) == labels).mean()),
+        "judge_acc_on_real_target": float((class_clf.predict(tgt_test[0]) == tgt_test[1]).mean()),
     }
 
 
