@@ -97,12 +97,25 @@ class TranslationConfig(_Section):
     decay_start: Fraction
 
 
-NOISE_ARCHS = ("dcgan", "sagan")  # noise -> image
+NOISE_ARCHS = ("dcgan", "sagan", "resnet")  # noise -> image
 TRANSLATION_ARCHS = ("cyclegan", "pix2pix")  # image -> image
+# ingest.image_size each noise arch builds (components/models.py; checked equal by tests)
+ARCH_SIZES = {"dcgan": (28, 32, 64), "sagan": (28, 32, 64), "resnet": (32, 64, 128, 256)}
+
+
+def arch_size_error(arch: str, image_size: int) -> str | None:
+    """The one line that says a noise arch cannot build a size (None when it can)."""
+    sizes = ARCH_SIZES.get(arch)
+    if sizes is None or image_size in sizes:
+        return None
+    others = " or ".join(a for a, s in ARCH_SIZES.items() if image_size in s)
+    hint = f" ({others} builds {image_size})" if others else ""
+    builds = f"{arch} builds {', '.join(map(str, sizes))} px{hint}"
+    return f"train.arch {arch} cannot build ingest.image_size {image_size}: {builds}"
 
 
 class TrainConfig(_Section):
-    arch: Literal["dcgan", "sagan", "cyclegan", "pix2pix"]
+    arch: Literal["dcgan", "sagan", "resnet", "cyclegan", "pix2pix"]
     g_cond: Literal["embed", "cbn"]
     kimg: PosFloat
     batch_size: PosInt
@@ -132,6 +145,11 @@ class TrainConfig(_Section):
             raise ValueError(
                 "train.arch sagan puts spectral norm in G and D: set train.reg.spectral_norm: both"
                 f" (got {self.reg.spectral_norm!r})"
+            )
+        if self.arch == "resnet" and self.reg.spectral_norm not in ("d", "both"):
+            raise ValueError(
+                "train.arch resnet puts spectral norm in D (SNGAN): set train.reg.spectral_norm:"
+                f" d or both (got {self.reg.spectral_norm!r})"
             )
         if self.arch in TRANSLATION_ARCHS:
             unsupported = {
@@ -208,6 +226,13 @@ class Params(_Section):
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
+    @model_validator(mode="after")
+    def _arch_builds_size(self) -> Params:
+        """A noise arch must build the size ingest makes (train re-checks the data's size)."""
+        if message := arch_size_error(self.train.arch, self.ingest.image_size):
+            raise ValueError(message)
+        return self
+
     def section(self, name: str) -> _Section:
         """The config of one stage, by its stage name."""
         fields = {(f.alias or n): n for n, f in type(self).model_fields.items()}
@@ -273,6 +298,9 @@ def _format_error(source: str, err: ValidationError) -> str:
         else:
             msg = e["msg"].removeprefix("Value error, ")
             got = e.get("input")
+            if not e["loc"]:  # a rule across sections names its keys itself
+                lines.append(f"{source}: {msg}")
+                continue
             lines.append(
                 f"{source}: {key}: {msg}" + ("" if isinstance(got, dict) else f" (got {got!r})")
             )

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from components.config import TrainConfig
-from components.models import Discriminator, Generator, init_weights
+from components.config import TrainConfig, arch_size_error
+from components.errors import ConfigError
+from components.models import build_discriminator, build_generator, init_weights
 from components.seeds import SAMPLE_GRID_OFFSET, rank_seed
 from components.train.augment import diff_augment, parse_policy
 from components.train.loop import (
@@ -39,24 +40,18 @@ from components.train.losses import LOSSES, gradient_penalty, r1_penalty
 
 
 def build_models(cfg: TrainConfig, num_classes: int, channels: int, image_size: int):
-    sn = cfg.reg.spectral_norm
-    G = Generator(
-        cfg.z_dim,
-        num_classes,
-        channels,
-        image_size,
-        cfg.g_channels,
-        arch=cfg.arch,
-        cond=cfg.g_cond,
-        spectral_norm=sn in ("g", "both"),
-    )
-    D = Discriminator(
+    """G (from the spec train writes, so what is saved is what loads) and D, initialised; a
+    ConfigError when train.arch cannot build the data's size."""
+    if message := arch_size_error(cfg.arch, image_size):
+        raise ConfigError(message)
+    G = build_generator(generator_spec(cfg, num_classes, channels, image_size))
+    D = build_discriminator(
+        cfg.arch,
         num_classes,
         channels,
         image_size,
         cfg.d_channels,
-        arch=cfg.arch,
-        spectral_norm=sn in ("d", "both"),
+        spectral_norm=cfg.reg.spectral_norm in ("d", "both"),
     )
     G.apply(init_weights)
     D.apply(init_weights)

@@ -77,8 +77,8 @@ def write_models(layout: Layout, state, documents: dict[str, dict]) -> None:
 
 
 def build_family(cfg: TrainConfig, layout: Layout, data, device, me):
-    """(family, probe factory, models/ documents) for train.arch: noise -> image (dcgan, sagan)
-    or image -> image (cyclegan on unpaired or paired data, pix2pix on paired data)."""
+    """(family, probe factory, models/ documents) for train.arch: noise -> image (dcgan, sagan,
+    resnet) or image -> image (cyclegan on unpaired or paired data, pix2pix on paired data)."""
     from components.config import TRANSLATION_ARCHS
 
     data_hash = data.manifest["content_hash"]

@@ -28,6 +28,14 @@ NOISE_SPEC = {  # as train writes generator.json
     "image_size": 32,
     "g_channels": 8,
 }
+RESNET_SPEC = {  # SNGAN/BigGAN residual G: nearest upsampling, cBN, spectral norm in G too
+    **NOISE_SPEC,
+    "arch": "resnet",
+    "g_cond": "cbn",
+    "g_spectral_norm": True,
+    "image_size": 64,
+    "g_channels": 4,
+}
 
 
 def _perturb(module: torch.nn.Module) -> None:
@@ -64,14 +72,14 @@ def pix2pix_dir(tmp_path_factory):
     return folder
 
 
-@pytest.fixture(scope="module")
-def generator_dir(tmp_path_factory):
+@pytest.fixture(scope="module", params=[NOISE_SPEC, RESNET_SPEC], ids=["dcgan", "resnet"])
+def generator_dir(tmp_path_factory, request):
     folder = tmp_path_factory.mktemp("generator")
-    G = build_noise_generator(NOISE_SPEC)
+    G = build_noise_generator(request.param)
     G.apply(init_weights)
     _perturb(G)
     G.eval()
-    (folder / "generator.json").write_text(json.dumps(NOISE_SPEC))
+    (folder / "generator.json").write_text(json.dumps(request.param))
     save_file(G.state_dict(), str(folder / "G_ema.safetensors"))
     return folder
 

@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import save_file
 
+from components.config import ARCH_SIZES, load_params
 from components.errors import ConfigError
 from components.models import (
     CondBatchNorm2d,
     Discriminator,
     Generator,
+    ResnetDiscriminator,
+    ResnetGenerator,
     SelfAttention,
     init_weights,
     latents,
+    load_model_dir,
 )
 from components.train.checkpoint import latest_checkpoint
-from components.train.gan import build_models, fit_gan
+from components.train.gan import build_models, fit_gan, generator_spec
 from components.train.loop import Callbacks
-from tests.conftest import smoke_train
+from tests.conftest import SMOKE, smoke_train
 
 ARCHS = {  # name -> train overrides and the number of classes
     "dcgan-embed": ((), 10),
@@ -27,11 +35,26 @@ ARCHS = {  # name -> train overrides and the number of classes
     "sagan-cbn": (("arch=sagan", "g_cond=cbn", "reg.spectral_norm=both"), 10),
     "sagan-uncond": (("arch=sagan", "reg.spectral_norm=both"), 0),
 }
+RESNET = {  # shapes and the spec round trip; trained once, through the train stage
+    "resnet-cbn": (("arch=resnet", "g_cond=cbn"), 10),
+    "resnet-embed": (("arch=resnet",), 10),
+    "resnet-uncond": (("arch=resnet",), 0),
+}
+TINY = ("g_channels=4", "d_channels=4")  # shapes only: seconds even at 256 px
+SHAPE_CASES = [
+    (name, size) for name in {**ARCHS, **RESNET} for size in ARCH_SIZES[name.split("-")[0]]
+]
 
 
 def _data(n: int = 32, size: int = 28, seed: int = 0):
     rng = np.random.default_rng(seed)
     return rng.integers(0, 256, (n, 1, size, size), dtype=np.uint8), np.arange(n) % 10
+
+
+def sized_train(size: int, *overrides: str):
+    """The smoke profile's train config for images of `size` px (ingest.image_size)."""
+    items = [f"ingest.image_size={size}", *(f"train.{item}" for item in overrides)]
+    return load_params(SMOKE, items).train
 
 
 def _train(tmp_path, overrides, num_classes=10, n=32, size=28, **kw):
@@ -50,21 +73,95 @@ def _train(tmp_path, overrides, num_classes=10, n=32, size=28, **kw):
     return cfg, state, logged
 
 
-@pytest.mark.parametrize("arch", list(ARCHS))
-@pytest.mark.parametrize("size", [28, 32, 64])
-def test_shapes_and_range(arch, size):
-    overrides, num_classes = ARCHS[arch]
-    cfg = smoke_train(*overrides)
-    G, D = build_models(cfg, num_classes, 3, size)
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize(("arch", "size"), SHAPE_CASES)
+def test_shapes_and_range(arch, size, channels):
+    """Every arch at every size it builds (config.ARCH_SIZES), with and without classes."""
+    overrides, num_classes = {**ARCHS, **RESNET}[arch]
+    cfg = sized_train(size, *overrides, *TINY)
+    G, D = build_models(cfg, num_classes, channels, size)
     G, D = G.eval(), D.eval()
     c = torch.randint(0, 10, (4,)) if num_classes else None
-    img = G(torch.randn(4, cfg.z_dim), c)
-    assert img.shape == (4, 3, size, size)
-    assert img.min() >= -1 and img.max() <= 1
-    logits = D(img, c)
+    with torch.no_grad():
+        img = G(torch.randn(4, cfg.z_dim), c)
+        assert img.shape == (4, channels, size, size)
+        assert img.min() >= -1 and img.max() <= 1
+        logits = D(img, c)
     assert logits.shape == (4,) and torch.isfinite(logits).all()
     attention = [m for m in (*G.modules(), *D.modules()) if isinstance(m, SelfAttention)]
     assert len(attention) == (2 if cfg.arch == "sagan" else 0)
+    if cfg.arch == "resnet":
+        assert isinstance(G, ResnetGenerator) and isinstance(D, ResnetDiscriminator)
+
+
+def test_arch_tables_match_the_config():
+    """The sizes the config accepts per arch are exactly the ones the nets build."""
+    from components.models import BASE_RES, RESNET_SIZES
+
+    built = {"dcgan": tuple(sorted(BASE_RES)), "sagan": tuple(sorted(BASE_RES))}
+    assert {**built, "resnet": RESNET_SIZES} == ARCH_SIZES
+
+
+@pytest.mark.parametrize(
+    ("arch", "size", "message"),
+    [
+        ("resnet", 28, "train.arch resnet cannot build ingest.image_size 28: resnet builds 32, "
+         "64, 128, 256 px (dcgan or sagan builds 28)"),
+        ("dcgan", 128, "train.arch dcgan cannot build ingest.image_size 128: dcgan builds 28, "
+         "32, 64 px (resnet builds 128)"),
+    ],
+)  # fmt: skip
+def test_a_size_the_arch_cannot_build_is_one_clear_error(arch, size, message):
+    """Where the config cannot see the size (the data's), building the nets says the same."""
+    cfg = sized_train(ARCH_SIZES[arch][0], f"arch={arch}")  # params at a size it builds
+    with pytest.raises(ConfigError) as err:
+        build_models(cfg, 10, 1, size)
+    assert str(err.value) == message
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_params(SMOKE, [f"train.arch={arch}", f"ingest.image_size={size}"])
+
+
+RESNET_WIDTHS = {  # size -> G's multipliers at 4x4 ... S, D's after each block (models docstring)
+    32: ([8, 4, 2, 1], [1, 2, 4, 4]),
+    64: ([16, 8, 4, 2, 1], [1, 2, 4, 8, 8]),
+    128: ([16, 16, 8, 4, 2, 1], [1, 2, 4, 8, 16, 16]),  # BigGAN's 128 px table
+    256: ([16, 16, 16, 8, 4, 2, 1], [1, 2, 4, 8, 16, 16, 16]),
+}
+
+
+@pytest.mark.parametrize("size", list(RESNET_WIDTHS))
+def test_resnet_widths_follow_the_table(size):
+    g_mult, d_mult = RESNET_WIDTHS[size]
+    G = ResnetGenerator(8, 0, 3, size, 2)
+    D = ResnetDiscriminator(10, 3, size, 3)
+    g_widths = [G.project.out_features // 16] + [b.conv2.out_channels for b in G.blocks]
+    assert g_widths == [2 * m for m in g_mult] and G.to_image.in_channels == 2
+    assert [b.conv2.out_channels for b in D.blocks] == [3 * m for m in d_mult]
+    assert len(G.blocks) == len(D.blocks) - 1 == size.bit_length() - 3  # one per doubling
+    weights = [m for m in D.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)]
+    weights += [D.embed]
+    assert all(torch.nn.utils.parametrize.is_parametrized(m) for m in weights)  # SN on all
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules())
+
+
+@pytest.mark.parametrize("spectral_norm", ["d", "both"])
+def test_resnet_spec_round_trip(tmp_path, spectral_norm):
+    """build, save as train does (generator.json + G_ema.safetensors), load_model_dir: the same
+    images; the BN statistics and spectral norm's vectors travel with the weights."""
+    cfg = sized_train(32, "arch=resnet", "g_cond=cbn", f"reg.spectral_norm={spectral_norm}", *TINY)
+    G, _ = build_models(cfg, 10, 3, 32)
+    c = torch.arange(6) % 10
+    G(torch.randn(6, cfg.z_dim), c)  # a train-mode batch moves the BN stats (and SN's u)
+    G.eval()
+    spec = generator_spec(cfg, 10, 3, 32)
+    (tmp_path / "generator.json").write_text(json.dumps(spec))
+    save_file(G.state_dict(), str(tmp_path / "G_ema.safetensors"))
+    loaded, loaded_spec = load_model_dir(tmp_path)
+    assert loaded_spec == spec and isinstance(loaded, ResnetGenerator)
+    assert not loaded.training
+    z = latents(range(6), cfg.z_dim)
+    with torch.no_grad():
+        assert torch.equal(loaded(z, c), G(z, c))
 
 
 def test_canonical_dcgan_widths():
@@ -207,3 +304,24 @@ def test_shorter_schedule_than_the_checkpoint_is_an_error(tmp_path):
     fit_gan(smoke_train(*base, "kimg=0.096"), images, labels, 10, tmp_path, Callbacks())
     with pytest.raises(ConfigError, match="train.kimg: 0.048 is behind the checkpoint"):
         fit_gan(smoke_train(*base, "kimg=0.048"), images, labels, 10, tmp_path, Callbacks())
+
+
+def test_resnet_trains_through_the_train_stage(project, smoke_params):
+    """`train` on digits ingested at 32 px, a few steps of arch resnet: models/ holds a resnet
+    generator that load_model_dir rebuilds (what evaluate, register, serve and export use)."""
+    from components import ingest, train
+    from components.layout import Layout, read_json
+
+    layout = Layout(project)
+    digits32 = smoke_params.ingest.model_copy(update={"source": "digits", "image_size": 32})
+    ingest.run(digits32, layout)
+    steps = ("batch_size=16", "kimg=0.048", "log_every=1", "ckpt_every_kimg=0.048")
+    cfg = sized_train(32, "arch=resnet", "g_cond=cbn", *TINY, *steps)
+    summary = train.run(cfg, layout)
+    assert summary["steps"] == 3 and np.isfinite([summary["d_loss"], summary["g_loss"]]).all()
+    assert read_json(layout.models / "generator.json")["arch"] == "resnet"
+    G, spec = load_model_dir(layout.models)
+    assert isinstance(G, ResnetGenerator) and spec["image_size"] == 32
+    with torch.no_grad():
+        img = G(latents([0, 1], spec["z_dim"]), torch.tensor([0, 1]))
+    assert img.shape == (2, 1, 32, 32) and img.abs().max() <= 1

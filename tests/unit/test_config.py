@@ -107,3 +107,43 @@ def test_config_names_match_the_registries():
     assert tuple(METRICS) == METRIC_NAMES
     assert tuple(AUGMENTS) == DIFFAUGMENT_OPS
     assert set(SMOOTHED_LOSSES) <= set(LOSSES)
+
+
+def test_arch_and_image_size_are_checked_together():
+    """train.arch and ingest.image_size live in two sections; loading checks that the one
+    builds the other, in one line that names both keys and the sizes the arch builds."""
+    with pytest.raises(ConfigError) as err:
+        load_params(SMOKE, ["train.arch=resnet"])  # the smoke profile's 28 px
+    assert str(err.value) == (
+        f"{SMOKE}: train.arch resnet cannot build ingest.image_size 28: resnet builds 32, 64, "
+        "128, 256 px (dcgan or sagan builds 28)"
+    )
+    for size in (32, 64, 128, 256):
+        assert load_params(SMOKE, ["train.arch=resnet", f"ingest.image_size={size}"])
+    with pytest.raises(ConfigError, match="train.arch sagan cannot build ingest.image_size 256"):
+        load_params(
+            SMOKE, ["train.arch=sagan", "train.reg.spectral_norm=both", "ingest.image_size=256"]
+        )
+    # the translation archs are not in ARCH_SIZES: their own nets check the size (translators.py)
+    load_params(
+        SMOKE,
+        [
+            "train.arch=cyclegan",
+            "train.reg.spectral_norm=none",
+            "ingest.image_size=256",
+            "train.reg.diffaugment=",
+        ],
+    )
+
+
+@pytest.mark.parametrize("spectral_norm", ["none", "g"])
+def test_resnet_needs_spectral_norm_in_d(spectral_norm):
+    with pytest.raises(ConfigError, match="train.arch resnet puts spectral norm in D"):
+        load_params(
+            SMOKE,
+            [
+                "train.arch=resnet",
+                "ingest.image_size=32",
+                f"train.reg.spectral_norm={spectral_norm}",
+            ],
+        )
