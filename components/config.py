@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -32,6 +33,15 @@ FALLBACK_MODEL_NAME = "ganops-generator"
 METRIC_NAMES = ("fid", "kid", "prdc", "intra_fid", "cond_acc", "modes", "tstr")
 DIFFAUGMENT_OPS = ("translation", "cutout", "color")
 SMOOTHED_LOSSES = ("ns", "lsgan")  # losses with a real target that one-sided smoothing lowers
+# A torchrun rendezvous endpoint: host name, IPv4 or [IPv6], then a port.
+ENDPOINT_PATTERN = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):([1-9][0-9]{0,4})")
+
+
+def valid_endpoint(value: str) -> bool:
+    """HOST:PORT with a port from 1 to 65535 (train.rdzv_endpoint, $GANOPS_RDZV_ENDPOINT)."""
+    match = ENDPOINT_PATTERN.fullmatch(value)
+    return bool(match) and int(match[2]) < 65536
+
 
 PosInt = Annotated[int, Field(gt=0)]
 PosFloat = Annotated[float, Field(gt=0)]
@@ -134,6 +144,8 @@ class TrainConfig(_Section):
     compile: bool
     seed: int
     devices: PosInt
+    nodes: PosInt
+    rdzv_endpoint: str
     log_every: PosInt
     sample_every_kimg: PosFloat
     eval_every_kimg: PosFloat
@@ -171,12 +183,20 @@ class TrainConfig(_Section):
                 f"train.loss {self.loss} (it lowers the real target of "
                 f"{' and '.join(SMOOTHED_LOSSES)}); set it to 0 or use one of those losses"
             )
-        if self.batch_size % self.devices:
-            raise ValueError(
-                f"train.batch_size ({self.batch_size}) must divide evenly over "
-                f"train.devices ({self.devices})"
-            )
+        processes = self.nodes * self.devices  # the global batch is split over all of them
+        if self.batch_size % processes:
+            over = f"train.devices ({self.devices})"
+            if self.nodes > 1:
+                over = f"train.nodes x train.devices ({self.nodes} x {self.devices} processes)"
+            raise ValueError(f"train.batch_size ({self.batch_size}) must divide evenly over {over}")
         return self
+
+    @field_validator("rdzv_endpoint")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        if value and not valid_endpoint(value):
+            raise ValueError('expected HOST:PORT of node 0, or "" for $GANOPS_RDZV_ENDPOINT')
+        return value
 
 
 class EvaluateConfig(_Section):

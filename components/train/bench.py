@@ -46,6 +46,7 @@ def bench_config(base: TrainConfig, arch: str, batch_size: int, steps: int) -> T
             "loss": "ns",
             "reg": reg,
             "devices": 1,
+            "nodes": 1,
             "kimg": 2 * steps * batch_size / 1000,  # warm-up window + timed window
             "log_every": steps,
             "sample_every_kimg": 1e9,
@@ -160,6 +161,7 @@ def translation_bench_config(base: TrainConfig, arch: str, batch_size: int, step
             "loss": "lsgan",
             "reg": reg,
             "devices": 1,
+            "nodes": 1,
             "kimg": 2 * steps * batch_size / 1000,  # warm-up window + timed window
             "log_every": steps,
             "sample_every_kimg": 1e9,

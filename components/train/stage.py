@@ -5,8 +5,8 @@ Outputs (models/): the family's nets as safetensors (G, G_ema, D for noise -> im
 generator spec, and run.json naming the MLflow run that evaluate and register continue. Full
 checkpoints go to checkpoints/<trajectory key>/: a rerun with the same trajectory (arch, losses,
 optimiser, seed, data; not kimg or logging cadence) resumes from the newest one, so a longer
-train.kimg continues a finished run. train.devices > 1 runs DDP under torchrun
-(components/train/distributed.py); rank 0 does all the writing.
+train.kimg continues a finished run. train.devices > 1 runs DDP under torchrun, train.nodes > 1
+over several machines (components/train/distributed.py); global rank 0 does all the writing.
 """
 
 from __future__ import annotations
@@ -28,8 +28,12 @@ SCHEDULE_KEYS = ("kimg", "log_every", "sample_every_kimg", "eval_every_kimg", "c
 
 
 def checkpoint_dir(cfg: TrainConfig, layout: Layout, data_hash: str) -> Path:
-    """One folder per training trajectory: the train config less SCHEDULE_KEYS, and the data."""
-    trajectory = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in SCHEDULE_KEYS}
+    """One folder per training trajectory: the train config less SCHEDULE_KEYS and where the
+    rendezvous is (PLACEMENT_KEYS), and the data."""
+    from components.train.distributed import PLACEMENT_KEYS
+
+    left_out = SCHEDULE_KEYS + PLACEMENT_KEYS
+    trajectory = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in left_out}
     key = json.dumps({"train": trajectory, "data": data_hash}, sort_keys=True)
     return layout.checkpoints / hashlib.sha256(key.encode()).hexdigest()[:12]
 
@@ -132,11 +136,13 @@ def run(cfg: TrainConfig, layout: Layout) -> dict:
     from components.train.loop import pick_device
 
     me = current_rank()
-    if me.world == 1 and cfg.devices > 1:
+    processes = cfg.nodes * cfg.devices
+    if me.world == 1 and processes > 1:
         return launch(cfg, layout)
-    if me.world != cfg.devices:
+    if me.world != processes:
         raise ConfigError(
-            f"train.devices: {cfg.devices}, but torchrun started {me.world} processes"
+            f"train.devices: {cfg.devices} on each of train.nodes: {cfg.nodes}, but torchrun "
+            f"started {me.world} processes"
         )
     if me.world == 1:
         return _train(cfg, layout, pick_device(), me)
@@ -206,6 +212,11 @@ def _train(cfg: TrainConfig, layout: Layout, device, me) -> dict:
 
     data = load_dataset(layout)
     ckpt_dir = checkpoint_dir(cfg, layout, data.manifest["content_hash"])
+    if me.world > 1:
+        from components.train.checkpoint import latest_checkpoint
+        from components.train.distributed import check_same_start
+
+        check_same_start(data.manifest["content_hash"], latest_checkpoint(ckpt_dir))
     family, make_probe, documents = build_family(cfg, layout, data, device, me)
     if me.rank != 0:
         fit(family, cfg, ckpt_dir, Callbacks(), rank=me.rank, world=me.world)

@@ -108,6 +108,95 @@ def test_two_gloo_processes_train_to_identical_weights(project, prefect_harness)
     assert read_json(project / "reports" / "registration.json")["version"] == "1"
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_torchrun_agents_on_localhost_train_like_one_agent(project):
+    """`train.nodes=2`: two `ganops stage train` processes (two torchrun agents, one gloo rank
+    each) meet in a c10d rendezvous on 127.0.0.1 and end with the weights of one agent running
+    `train.devices=2` (the same world and global batch; a single process is not the reference:
+    each rank draws its own batch share with seed + rank and BatchNorm sees its share only).
+    Both agents work in one project folder, like nodes sharing a volume: only global rank 0
+    writes models/ and its launcher returns the run's summary."""
+    from components import ingest, train
+    from components.config import load_params
+
+    shutil.copy(ROOT / "tests" / "params-tiny.yaml", project / "params.yaml")
+    short = ["train.kimg=0.128", "train.eval_every_kimg=1"]  # 4 steps, one probe at the end
+    params = load_params(
+        project / "params.yaml", [*short, "train.devices=2", "ingest.source=digits"]
+    )
+    layout = Layout(project)
+    ingest.run(params.ingest, layout)
+    train.run(params.train, layout)  # the reference: one agent, two processes
+    one_agent = _weights(layout.models)
+    shutil.rmtree(layout.models)
+
+    endpoint = f"127.0.0.1:{_free_port()}"
+    nodes = [
+        subprocess.Popen(
+            _ganops("stage", "train", *(f"--set={o}" for o in short), "--set=train.nodes=2"),
+            cwd=project,
+            env={
+                **os.environ,
+                "OMP_NUM_THREADS": "1",
+                "GANOPS_RDZV_ENDPOINT": endpoint,
+                "GANOPS_NODE_RANK": str(i),
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in (0, 1)
+    ]
+    outputs = [node.communicate(timeout=300)[0] for node in nodes]
+    for node, out in zip(nodes, outputs, strict=True):
+        assert node.returncode == 0, out[-3000:]
+    assert all(f"--rdzv-endpoint={endpoint}" in out for out in outputs)
+    assert sum("train done: {" in out and "'run_id'" in out for out in outputs) == 1
+    assert sum("rank 0 ran on another node" in out for out in outputs) == 1
+    summary = read_json(layout.train_run)
+    assert summary["devices"] == 2 and len(set(summary["replica_digests"])) == 1
+    two_nodes = _weights(layout.models)
+    assert two_nodes.keys() == one_agent.keys() >= {"G", "G_ema", "D"}
+    for name, tensors in one_agent.items():
+        for key, tensor in tensors.items():
+            torch.testing.assert_close(two_nodes[name][key], tensor, rtol=1e-4, atol=1e-5)
+
+
+def test_rendezvous_flags_by_node_count(monkeypatch):
+    """One node keeps --standalone; more need node 0's endpoint (params, else env) and get a
+    rendezvous id from the config, the same wherever the endpoint came from."""
+    from components.errors import ConfigError
+    from components.train.distributed import rendezvous_args
+    from tests.conftest import smoke_train
+
+    monkeypatch.delenv("GANOPS_RDZV_ENDPOINT", raising=False)
+    monkeypatch.delenv("GANOPS_NODE_RANK", raising=False)
+    assert rendezvous_args(smoke_train()) == ["--standalone"]
+    with pytest.raises(ConfigError, match=r"^train\.rdzv_endpoint: train\.nodes is 2"):
+        rendezvous_args(smoke_train("nodes=2"))
+    from_params = rendezvous_args(smoke_train("nodes=2", "rdzv_endpoint=node0:29400"))
+    assert from_params[:3] == ["--nnodes=2", "--rdzv-backend=c10d", "--rdzv-endpoint=node0:29400"]
+    monkeypatch.setenv("GANOPS_RDZV_ENDPOINT", "node0:29400")
+    monkeypatch.setenv("GANOPS_NODE_RANK", "1")
+    from_env = rendezvous_args(smoke_train("nodes=2"))
+    assert from_env == [*from_params, "--rdzv-conf=is_host=false"]
+    monkeypatch.setenv("GANOPS_NODE_RANK", "2")
+    with pytest.raises(ConfigError, match="GANOPS_NODE_RANK: expected 0..1"):
+        rendezvous_args(smoke_train("nodes=2"))
+    monkeypatch.setenv("GANOPS_RDZV_ENDPOINT", "node0")
+    with pytest.raises(ConfigError, match="GANOPS_RDZV_ENDPOINT: expected HOST:PORT"):
+        rendezvous_args(smoke_train("nodes=2"))
+    assert rendezvous_args(smoke_train()) == ["--standalone"]  # one node: env is not read
+
+
 def test_checkpoint_folder_is_keyed_by_trajectory_not_schedule(smoke_params, tmp_path):
     """A longer kimg or another logging cadence continues the same run; anything that changes
     what is learnt (optimiser, loss, seed, data) starts its own."""
@@ -121,6 +210,7 @@ def test_checkpoint_folder_is_keyed_by_trajectory_not_schedule(smoke_params, tmp
         "sample_every_kimg": 3.0,
         "eval_every_kimg": 9.0,
         "ckpt_every_kimg": 2.0,
+        "rdzv_endpoint": "node0:29400",
     }
     assert checkpoint_dir(cfg.model_copy(update=same), layout, "data-1") == base
     for change in ({"lr_g": 1e-3}, {"loss": "hinge"}, {"seed": 1}, {"arch": "sagan"}):

@@ -54,6 +54,10 @@ def test_override_sets_typed_value():
         ("train.arch=sagan", "sagan puts spectral norm in G and D"),
         ("train.arch=biggan", "train.arch"),
         ("train.precision=fp8", "train.precision"),
+        ("train.nodes=0", "train.nodes"),
+        ("train.nodes=3", "train.nodes x train.devices (3 x 1 processes)"),
+        ("train.rdzv_endpoint=node0", "train.rdzv_endpoint: expected HOST:PORT"),
+        ("train.rdzv_endpoint=node0:99999", "train.rdzv_endpoint: expected HOST:PORT"),
     ],
 )
 def test_bad_override_names_the_key(override, message):

@@ -26,7 +26,7 @@ SECRET_KEYS = {
 
 def _manifests() -> list[tuple[str, dict]]:
     docs = []
-    for path in sorted((INFRA / "k8s").glob("*.yaml")):
+    for path in sorted((INFRA / "k8s").rglob("*.yaml")):  # jobs/: started by hand
         docs += [
             (f"{path.name}:{d['kind']}/{d['metadata']['name']}", d)
             for d in yaml.safe_load_all(path.read_text())
@@ -63,7 +63,7 @@ def test_k8s_manifest_validates_against_the_api_schema(name, doc):
 def test_k8s_secrets_are_references_to_keys_compose_also_uses():
     refs = re.findall(
         r"secretKeyRef: \{name: ganops-stack, key: (\w+)\}",
-        "".join(p.read_text() for p in (INFRA / "k8s").glob("*.yaml")),
+        "".join(p.read_text() for p in (INFRA / "k8s").rglob("*.yaml")),
     )
     assert refs and set(refs) <= SECRET_KEYS
     kinds = {doc["kind"] for _, doc in _manifests()}
@@ -95,6 +95,44 @@ def test_gpu_job_template_renders_to_a_valid_job():
     kubernetes_validate.validate(job, K8S_VERSION, strict=True)
     resources = job["spec"]["template"]["spec"]["containers"][0]["resources"]
     assert resources["limits"]["nvidia.com/gpu"] == 1
+
+
+def test_multinode_job_meets_at_pod_0_through_its_service():
+    """infra/k8s/jobs/train-multinode.yaml: the rendezvous endpoint is pod 0's name under the
+    headless Service, and N (pods, train.nodes) and M (GPUs, train.devices) agree everywhere."""
+    from components.config import load_params
+
+    text = (INFRA / "k8s" / "jobs" / "train-multinode.yaml").read_text()
+    docs = {d["kind"]: d for d in yaml.safe_load_all(text)}
+    job, service = docs["Job"], docs["Service"]
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"][:3] == ["ganops", "stage", "train"]
+    sets = [a.removeprefix("--set=") for a in container["command"] if a.startswith("--set=")]
+    train = load_params(ROOT / "params.yaml", sets).train  # the image's params.yaml, overridden
+    host, port = train.rdzv_endpoint.rsplit(":", 1)
+    assert host == f"{job['metadata']['name']}-0.{service['metadata']['name']}"
+    assert pod["subdomain"] == service["metadata"]["name"]
+    assert service["spec"]["clusterIP"] == "None" and service["spec"]["publishNotReadyAddresses"]
+    assert (
+        service["spec"]["selector"].items() <= job["spec"]["template"]["metadata"]["labels"].items()
+    )
+    assert int(port) in {p["port"] for p in service["spec"]["ports"]}
+    assert int(port) in {p["containerPort"] for p in container["ports"]}
+    assert job["spec"]["completionMode"] == "Indexed"
+    assert job["spec"]["completions"] == job["spec"]["parallelism"] == train.nodes > 1
+    resources = container["resources"]
+    assert resources["requests"]["nvidia.com/gpu"] == resources["limits"]["nvidia.com/gpu"]
+    assert resources["limits"]["nvidia.com/gpu"] == train.devices
+    (node_rank,) = [e for e in container["env"] if e["name"] == "GANOPS_NODE_RANK"]
+    assert "job-completion-index" in node_rank["valueFrom"]["fieldRef"]["fieldPath"]
+    claims = {
+        v["persistentVolumeClaim"]["claimName"]
+        for v in pod["volumes"]
+        if "persistentVolumeClaim" in v
+    }
+    assert claims == {docs["PersistentVolumeClaim"]["metadata"]["name"]}
+    assert docs["PersistentVolumeClaim"]["spec"]["accessModes"] == ["ReadWriteMany"]
 
 
 def _compose() -> dict:
