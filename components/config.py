@@ -33,6 +33,9 @@ FALLBACK_MODEL_NAME = "ganops-generator"
 METRIC_NAMES = ("fid", "kid", "prdc", "intra_fid", "cond_acc", "modes", "tstr")
 DIFFAUGMENT_OPS = ("translation", "cutout", "color")
 SMOOTHED_LOSSES = ("ns", "lsgan")  # losses with a real target that one-sided smoothing lowers
+# losses whose D has a fixed real/fake boundary, which ADA's r_t = E[sign(D(x_real))] measures
+# against (losses.DECISION_BOUNDARY; checked equal by tests); a WGAN critic can drift by any offset
+ADA_LOSSES = ("ns", "hinge", "lsgan")
 # A torchrun rendezvous endpoint: host name, IPv4 or [IPv6], then a port.
 ENDPOINT_PATTERN = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):([1-9][0-9]{0,4})")
 
@@ -80,6 +83,10 @@ class RegConfig(_Section):
     r1_every: PosInt
     label_smoothing: Annotated[float, Field(ge=0, lt=0.5)]
     diffaugment: str
+    ada: bool
+    ada_target: Annotated[float, Field(gt=0, lt=1)]
+    ada_interval: PosInt
+    ada_kimg: PosFloat
     ema_half_life_kimg: Annotated[float, Field(ge=0)]
 
     @field_validator("diffaugment")
@@ -170,6 +177,7 @@ class TrainConfig(_Section):
                 "r1_gamma": (self.reg.r1_gamma, 0.0),
                 "label_smoothing": (self.reg.label_smoothing, 0.0),
                 "diffaugment": (self.reg.diffaugment, ""),
+                "ada": (self.reg.ada, False),
             }
             for key, (value, neutral) in unsupported.items():
                 if value != neutral:
@@ -177,6 +185,16 @@ class TrainConfig(_Section):
                         f"train.reg.{key} ({value!r}) is for {'/'.join(NOISE_ARCHS)}; "
                         f"train.arch {self.arch} needs {neutral!r}"
                     )
+        if self.reg.ada and self.reg.diffaugment:
+            raise ValueError(
+                f"train.reg.ada and train.reg.diffaugment ({self.reg.diffaugment!r}) both augment "
+                'what D sees: choose one (train.reg.diffaugment: "" or train.reg.ada: false)'
+            )
+        if self.reg.ada and self.loss not in ADA_LOSSES:
+            raise ValueError(
+                f"train.reg.ada needs a D with a fixed real/fake boundary ({', '.join(ADA_LOSSES)})"
+                f"; train.loss {self.loss}'s critic has none to measure overfitting against"
+            )
         if self.reg.label_smoothing > 0 and self.loss not in SMOOTHED_LOSSES:
             raise ValueError(
                 f"train.reg.label_smoothing ({self.reg.label_smoothing}) has no meaning for "

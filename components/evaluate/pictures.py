@@ -59,7 +59,8 @@ def nearest_real_grid(generated: Side, train: Side, path: Path, rows: int = 8, k
 def loss_curves(train_log: Path, path: Path) -> Path:
     """Losses against kimg from the train stage's log: d_loss and g_loss on the left; on the
     right D(x) and D(G(z)) for a noise -> image model, or a translator's parts (G_AB, G_BA,
-    D_A, D_B, cycle, identity, L1: whichever its family logged)."""
+    D_A, D_B, cycle, identity, L1: whichever its family logged); a third panel with ADA's p
+    and r_t when the run used train.reg.ada."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -71,7 +72,9 @@ def loss_curves(train_log: Path, path: Path) -> Path:
     from components.layout import atomic_write_bytes
 
     log = pd.read_csv(train_log)
-    fig, (ax_loss, ax_d) = plt.subplots(1, 2, figsize=(10, 3.5))
+    ada = {"ada_p": "p", "ada_r_t": "r_t"} if "ada_p" in log.columns else {}
+    fig, axes = plt.subplots(1, 3 if ada else 2, figsize=(15 if ada else 10, 3.5))
+    ax_loss, ax_d = axes[:2]
     ax_loss.plot(log["kimg"], log["d_loss"], label="d_loss")
     ax_loss.plot(log["kimg"], log["g_loss"], label="g_loss")
     parts = {"D_x": "D(x)", "D_G_z": "D(G(z))"}
@@ -81,7 +84,12 @@ def loss_curves(train_log: Path, path: Path) -> Path:
     for column, label in parts.items():
         ax_d.plot(log["kimg"], log[column], label=label)
     right = "discriminator outputs" if "D_x" in parts else "loss terms"
-    for ax, title in ((ax_loss, "losses"), (ax_d, right)):
+    panels = [(ax_loss, "losses"), (ax_d, right)]
+    if ada:
+        for column, label in ada.items():
+            axes[2].plot(log["kimg"], log[column], label=label)
+        panels.append((axes[2], "ADA: augmentation p, overfitting r_t"))
+    for ax, title in panels:
         ax.set_xlabel("kimg")
         ax.set_title(title)
         ax.legend()

@@ -31,6 +31,7 @@ def bench_config(base: TrainConfig, arch: str, batch_size: int, steps: int) -> T
     reg = base.reg.model_dump() | {
         "spectral_norm": "both" if arch == "sagan" else "none",
         "diffaugment": "",
+        "ada": False,
         "gp_weight": 0.0,
         "r1_gamma": 0.0,
         "label_smoothing": 0.0,
@@ -148,6 +149,7 @@ def translation_bench_config(base: TrainConfig, arch: str, batch_size: int, step
     reg = base.reg.model_dump() | {
         "spectral_norm": "none",
         "diffaugment": "",
+        "ada": False,
         "gp_weight": 0.0,
         "r1_gamma": 0.0,
         "label_smoothing": 0.0,

@@ -5,6 +5,8 @@ The dataset stays resident on the device as uint8; batches are sampled by index 
 Speed: bf16/fp16 autocast on CUDA with fp32 master weights (fp16 with a grad scaler),
 channels_last, optional torch.compile, fused (CUDA) or foreach (CPU) Adam. Under torchrun G and
 D are wrapped in DistributedDataParallel and every rank samples its own share of the batch.
+With train.reg.ada every image D sees goes through augment.ada_augment at probability p, which
+`adjust_ada` moves every ada_interval steps from D's signs on reals, pooled over the ranks.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from components.config import TrainConfig, arch_size_error
 from components.errors import ConfigError
 from components.models import build_discriminator, build_generator, init_weights
 from components.seeds import SAMPLE_GRID_OFFSET, rank_seed
-from components.train.augment import diff_augment, parse_policy
+from components.train.augment import ada_adjust, ada_augment, diff_augment, parse_policy
 from components.train.loop import (
     Callbacks,
     TrainState,
@@ -36,7 +38,7 @@ from components.train.loop import (
     use_channels_last,
     wrap_for_run,
 )
-from components.train.losses import LOSSES, gradient_penalty, r1_penalty
+from components.train.losses import DECISION_BOUNDARY, LOSSES, gradient_penalty, r1_penalty
 
 
 def build_models(cfg: TrainConfig, num_classes: int, channels: int, image_size: int):
@@ -123,6 +125,14 @@ class GanFamily:
         self.batch = cfg.batch_size // world  # this rank's share of the step's images
         self.ema_beta = ema_beta(cfg.batch_size, cfg.reg.ema_half_life_kimg)
         self.grid_rows = max(num_classes, 1)  # one row per class
+        self.ada = cfg.reg.ada
+        if self.ada:  # p and r_t join the logged stats
+            self.stat_names = (*GanFamily.stat_names, "ada_p", "ada_r_t")
+        # ADA's state, on the device: p, the last interval's r_t, and the running interval's
+        # (sum of sign(D(x_real) - boundary), number of reals)
+        self.ada_p = torch.zeros((), device=device)
+        self.ada_r_t = torch.zeros((), device=device)
+        self.ada_signs = torch.zeros(2, device=device)
 
     # -- what the schedule asks for -------------------------------------------------------------
     def modules(self) -> dict[str, torch.nn.Module]:
@@ -132,10 +142,16 @@ class GanFamily:
         return {"G": self.opt_G, "D": self.opt_D}
 
     def extra_state(self) -> dict:
-        return {"scaler": self.scaler.state_dict()}
+        state = {"scaler": self.scaler.state_dict()}
+        if self.ada:
+            state["ada"] = {"p": self.ada_p, "r_t": self.ada_r_t, "signs": self.ada_signs}
+        return state
 
     def load_extra_state(self, state: dict) -> None:
         self.scaler.load_state_dict(state["scaler"])
+        if self.ada:
+            ada = {k: v.to(self.device) for k, v in state["ada"].items()}
+            self.ada_p, self.ada_r_t, self.ada_signs = ada["p"], ada["r_t"], ada["signs"]
 
     def probe_module(self) -> torch.nn.Module:
         return self.G_ema
@@ -155,7 +171,32 @@ class GanFamily:
 
     # -- one iteration ----------------------------------------------------------------------------
     def aug(self, x: torch.Tensor) -> torch.Tensor:
+        """What D sees of an image: ADA's pipeline at p, DiffAugment's policy, or the image."""
+        if self.ada:
+            return ada_augment(x, self.ada_p)
         return diff_augment(x, self.policy) if self.policy else x
+
+    @torch.no_grad()
+    def count_signs(self, d_real: torch.Tensor) -> None:
+        """Add this step's sign(D(x_real)) to ADA's interval sums, on the device (no sync)."""
+        self.ada_signs[0] += torch.sign(d_real - DECISION_BOUNDARY[self.cfg.loss]).sum()
+        self.ada_signs[1] += d_real.numel()
+
+    def adjust_ada(self, step: int) -> None:
+        """After every ada_interval-th step: r_t over the interval (summed over DDP ranks, so
+        every rank gets the same p), then p moves one notch towards ada_target."""
+        reg = self.cfg.reg
+        if not self.ada or (step + 1) % reg.ada_interval:
+            return
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.all_reduce(self.ada_signs)
+        images = self.cfg.batch_size * reg.ada_interval  # reals D saw over all ranks
+        self.ada_p, self.ada_r_t = ada_adjust(
+            self.ada_p, self.ada_signs[0], self.ada_signs[1], reg.ada_target, images, reg.ada_kimg
+        )
+        self.ada_signs.zero_()
 
     def next_batch(self):
         """This rank's reals by index on the device, their labels, labels to ask G for, and z."""
@@ -177,6 +218,8 @@ class GanFamily:
             d_real = self.D_run(aug(real_img), c).float()
             d_fake = self.D_run(aug(gen_img.detach()), gen_c).float()
             d_loss = self.d_loss_fn(d_real, d_fake, smoothing=reg.label_smoothing)
+        if self.ada:
+            self.count_signs(d_real)
         if reg.gp_weight > 0:  # penalties in fp32: double backward is not autocast's business
             d_loss = d_loss + reg.gp_weight * gradient_penalty(
                 self.D, real_img, gen_img.detach().float(), c
@@ -213,17 +256,19 @@ class GanFamily:
         d_loss, d_real, d_fake, d_grad = self.d_step(real_img, c, gen_img, gen_c, step)
         g_loss, g_grad = self.g_step(gen_img, gen_c)
         update_ema(self.G_ema, self.G, self.ema_beta)
+        self.adjust_ada(step)
         with torch.no_grad():
-            return torch.stack(
-                [
-                    d_loss,
-                    g_loss,
-                    torch.sigmoid(d_real).mean(),
-                    torch.sigmoid(d_fake).mean(),
-                    d_grad,
-                    g_grad,
-                ]
-            ).detach()
+            stats = [
+                d_loss,
+                g_loss,
+                torch.sigmoid(d_real).mean(),
+                torch.sigmoid(d_fake).mean(),
+                d_grad,
+                g_grad,
+            ]
+            if self.ada:
+                stats += [self.ada_p, self.ada_r_t]
+            return torch.stack(stats).detach()
 
 
 def fit_gan(

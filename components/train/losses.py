@@ -52,6 +52,9 @@ LOSSES: dict[str, tuple[LossFn, LossFn]] = {
     "wgan": (wgan_d_loss, linear_g_loss),
     "lsgan": (lsgan_d_loss, lsgan_g_loss),
 }
+# D's output halfway between its real and fake targets, per loss: ADA's overfitting heuristic
+# r_t = E[sign(D(x_real) - this)] (config.ADA_LOSSES; wgan's critic has no fixed boundary)
+DECISION_BOUNDARY = {"ns": 0.0, "hinge": 0.0, "lsgan": 0.5}
 
 
 def gradient_penalty(D, real_img: torch.Tensor, gen_img: torch.Tensor, c) -> torch.Tensor:

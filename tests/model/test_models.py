@@ -237,6 +237,8 @@ def test_every_arch_and_loss_trains(tmp_path, arch, loss):
         ("loss=lsgan", "reg.r1_gamma=1", "reg.r1_every=2"),
         ("loss=ns", "reg.diffaugment=translation,cutout,color"),
         ("loss=ns", "precision=bf16", "channels_last=true"),
+        ("loss=lsgan", "reg.diffaugment=", "reg.ada=true", "reg.r1_gamma=1", "reg.r1_every=2"),
+        ("loss=hinge", "reg.diffaugment=", "reg.ada=true", "precision=bf16", "reg.ada_interval=1"),
     ],
     ids=lambda o: ",".join(o),
 )
@@ -283,10 +285,16 @@ def test_state_comparison_sees_what_str_hides():
         assert_same_state(a, b)
 
 
-def test_checkpoint_resume_is_exact(tmp_path):
-    """Train 6 steps in one go vs 3 + resume 3: bit-identical nets and optimiser states."""
+# ADA with p updated every 2 steps and moving fast: the checkpoint at step 3 falls mid-interval
+ADA_FAST = ("reg.diffaugment=", "reg.ada=true", "reg.ada_interval=2", "reg.ada_kimg=0.2")
+
+
+@pytest.mark.parametrize("overrides", [(), ADA_FAST], ids=["diffaugment", "ada"])
+def test_checkpoint_resume_is_exact(tmp_path, overrides):
+    """Train 6 steps in one go vs 3 + resume 3: bit-identical nets, optimiser states and
+    extra state (ADA's p, r_t and its half-counted interval), and the same logged rows."""
     images, labels = _data(64, seed=1)
-    base = ("batch_size=16", "log_every=1", "ckpt_every_kimg=0.048")
+    base = ("batch_size=16", "log_every=1", "ckpt_every_kimg=0.048", *overrides)
     cfg6, cfg3 = smoke_train(*base, "kimg=0.096"), smoke_train(*base, "kimg=0.048")
     full = fit_gan(cfg6, images, labels, 10, tmp_path / "a", Callbacks())
     fit_gan(cfg3, images, labels, 10, tmp_path / "b", Callbacks())
@@ -296,6 +304,11 @@ def test_checkpoint_resume_is_exact(tmp_path):
         mine, theirs = getattr(full.family, kind)(), getattr(resumed.family, kind)()
         for name in mine:
             assert_same_state(mine[name].state_dict(), theirs[name].state_dict(), f"{kind}.{name}")
+    assert_same_state(full.family.extra_state(), resumed.family.extra_state(), "extra")
+    drop_speed = [{k: v for k, v in row.items() if k != "img_per_s"} for row in full.history]
+    assert drop_speed == [{k: v for k, v in r.items() if k != "img_per_s"} for r in resumed.history]
+    if overrides:
+        assert full.family.ada_p > 0, "p never moved: the test would not see a lost p"
 
 
 def test_shorter_schedule_than_the_checkpoint_is_an_error(tmp_path):

@@ -245,6 +245,91 @@ def test_longer_run_continues_and_a_new_store_gets_a_new_run(
     assert run.data.tags["resumed_from_checkpoint"].startswith(str(digits_project.checkpoints))
 
 
+def test_ada_raises_p_when_d_overfits_a_tiny_dataset(project, smoke_params):
+    """ADA on 32 training images (D soon tells them from G's): 40 steps of the train stage
+    with p moving 0.128 per update; p leaves 0, and p and r_t reach MLflow, the train log and
+    the loss-curves picture."""
+    import mlflow
+    import pandas as pd
+    from PIL import Image
+
+    from components import train
+    from components.evaluate.pictures import loss_curves
+    from tests.datagen import npz
+
+    layout = Layout(project)
+    tiny = npz(project / "tiny.npz", n=40)  # 2 classes; 32 train after the 20% test split
+    ingest.run(smoke_params.ingest.model_copy(update={"source": str(tiny)}), layout)
+    ada = {"diffaugment": "", "ada": True, "ada_interval": 4, "ada_kimg": 0.5}
+    cfg = smoke_params.train.model_copy(
+        update={
+            "reg": smoke_params.train.reg.model_copy(update=ada),
+            "batch_size": 16,
+            "kimg": 0.64,  # 40 steps: 10 updates of 16 * 4 / 500 = 0.128
+            "log_every": 8,
+            "eval_every_kimg": 1.0,
+            "sample_every_kimg": 1.0,
+        }
+    )
+    summary = train.run(cfg, layout)
+    assert summary["steps"] == 40
+    log = pd.read_csv(layout.train_log)
+    assert {"ada_p", "ada_r_t"} <= set(log.columns) and len(log) == 5
+    assert log["ada_p"].iloc[-1] > 0 and log["ada_p"].between(0, 1).all()
+    assert log["ada_r_t"].between(-1, 1).all() and log["ada_r_t"].max() > cfg.reg.ada_target
+    client = mlflow.MlflowClient()
+    for name in ("ada_p", "ada_r_t"):
+        history = client.get_metric_history(summary["run_id"], name)
+        assert [m.step for m in history] == [8, 16, 24, 32, 40], name
+    picture = loss_curves(layout.train_log, project / "losses.png")
+    assert Image.open(picture).size == (1500, 350)  # three panels: losses, D, ADA
+
+
+def _ada_rank(rank: int, port: int, out: Path) -> None:
+    """One gloo rank of a 2-process GanFamily with ADA: 4 steps (two p updates); saves its
+    own sign sums before each update and its p and r_t after."""
+    import numpy as np
+    import torch.distributed as dist
+
+    from components.train.gan import GanFamily
+    from tests.conftest import smoke_train
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        cfg = smoke_train("batch_size=16", "reg.diffaugment=", "reg.ada=true", "reg.ada_interval=2")
+        images = np.random.default_rng(0).integers(0, 256, (32, 1, 28, 28), dtype=np.uint8)
+        family = GanFamily(cfg, images, np.arange(32) % 10, 10, torch.device("cpu"), rank, 2)
+        local, adjust = [], family.adjust_ada
+
+        def spy(step: int) -> None:
+            if (step + 1) % cfg.reg.ada_interval == 0:
+                local.append(family.ada_signs.clone())  # this rank's, before the all-reduce
+            adjust(step)
+
+        family.adjust_ada = spy
+        for step in range(4):
+            family.step(step)
+        torch.save({"local": local, "p": family.ada_p, "r_t": family.ada_r_t}, out / f"{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ada_p_is_the_same_on_every_ddp_rank(tmp_path):
+    """Two gloo ranks drawing different batches: r_t is taken over both ranks' reals (the
+    all-reduced sign sums), so both ranks hold the same r_t and p."""
+    import torch.multiprocessing as mp
+
+    mp.spawn(_ada_rank, args=(_free_port(), tmp_path), nprocs=2)
+    ranks = [torch.load(tmp_path / f"{r}.pt", weights_only=True) for r in (0, 1)]
+    assert not torch.equal(ranks[0]["local"][-1], ranks[1]["local"][-1])  # their own reals
+    pooled = ranks[0]["local"][-1] + ranks[1]["local"][-1]  # (sum of signs, count)
+    assert pooled[1] == 2 * 8 * 2  # 2 ranks x 8 reals x 2 steps
+    for state in ranks:
+        assert state["r_t"] == pooled[0] / pooled[1]
+    assert ranks[0]["p"] == ranks[1]["p"] and ranks[0]["r_t"] == ranks[1]["r_t"]
+
+
 def test_probe_networks_are_cached_per_seed(tmp_path):
     """Two seeds train two probe networks (and never read each other's)."""
     import numpy as np

@@ -151,3 +151,47 @@ def test_resnet_needs_spectral_norm_in_d(spectral_norm):
                 f"train.reg.spectral_norm={spectral_norm}",
             ],
         )
+
+
+ADA_ON = ["train.reg.ada=true", "train.reg.diffaugment="]  # the smoke profile has diffaugment
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["train.reg.ada=true"],  # with the smoke profile's diffaugment
+            "train.reg.ada and train.reg.diffaugment ('translation,cutout') both augment what D"
+            ' sees: choose one (train.reg.diffaugment: "" or train.reg.ada: false)',
+        ),
+        (
+            [*ADA_ON, "train.arch=cyclegan", "train.reg.spectral_norm=none"],
+            "train.reg.ada (True) is for dcgan/sagan/resnet; train.arch cyclegan needs False",
+        ),
+        (
+            [*ADA_ON, "train.loss=wgan"],
+            "train.reg.ada needs a D with a fixed real/fake boundary (ns, hinge, lsgan); "
+            "train.loss wgan's critic has none to measure overfitting against",
+        ),
+        ([*ADA_ON, "train.reg.ada_target=1.5"], "train.reg.ada_target"),
+        ([*ADA_ON, "train.reg.ada_interval=0"], "train.reg.ada_interval"),
+        ([*ADA_ON, "train.reg.ada_kimg=0"], "train.reg.ada_kimg"),
+    ],
+)
+def test_ada_rejections_name_the_key(overrides, message):
+    with pytest.raises(ConfigError) as err:
+        load_params(SMOKE, overrides)
+    assert message in str(err.value) and ";" not in str(err.value).replace(message, "")
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["train.arch=dcgan"],
+        ["train.arch=sagan", "train.reg.spectral_norm=both"],
+        ["train.arch=resnet", "ingest.image_size=32"],
+    ],
+)
+def test_ada_loads_on_every_noise_arch(overrides):
+    params = load_params(SMOKE, [*ADA_ON, *overrides])
+    assert params.train.reg.ada and params.flat()["train.reg.ada_kimg"] == 100

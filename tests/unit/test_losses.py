@@ -1,4 +1,5 @@
-"""Code: every GAN loss, penalty, the EMA update and DiffAugment's ops against closed forms."""
+"""Code: every GAN loss, penalty, the EMA update, DiffAugment's and ADA's ops and ADA's p update
+against closed forms."""
 
 from __future__ import annotations
 
@@ -7,9 +8,23 @@ import math
 import pytest
 import torch
 
-from components.train.augment import color, cutout, translation
+from components.config import ADA_LOSSES
+from components.train.augment import (
+    ada_adjust,
+    ada_augment,
+    ada_brightness,
+    ada_contrast,
+    ada_cutout,
+    ada_rotate90,
+    ada_saturation,
+    ada_translation,
+    ada_xflip,
+    color,
+    cutout,
+    translation,
+)
 from components.train.loop import ema_beta, update_ema
-from components.train.losses import LOSSES, gradient_penalty, r1_penalty
+from components.train.losses import DECISION_BOUNDARY, LOSSES, gradient_penalty, r1_penalty
 
 REAL = torch.tensor([2.0, -1.0])  # D's logits on reals
 FAKE = torch.tensor([-3.0, 0.5])  # ... and on generated images
@@ -121,3 +136,106 @@ def test_color_shifts_a_flat_image_by_less_than_half():
     assert torch.allclose(out, out.mean(dim=[1, 2, 3], keepdim=True).expand_as(out), atol=1e-6)
     shift = out[:, 0, 0, 0] - 0.2
     assert (shift.abs() <= 0.5).all() and shift.std() > 0.1
+
+
+# -- ADA ------------------------------------------------------------------------------------------
+ALWAYS, NEVER = torch.tensor(1.0), torch.tensor(0.0)  # p
+
+
+def test_ada_at_p_zero_is_the_identity_and_draws_as_many_numbers():
+    """p = 0 leaves every image exactly as it was, yet consumes the RNG as p = 1 does, so an
+    exact resume never depends on p."""
+    x = torch.randn(8, 3, 8, 8)
+    torch.manual_seed(0)
+    assert torch.equal(ada_augment(x, NEVER), x)
+    after_zero = torch.rand(1)
+    torch.manual_seed(0)
+    ada_augment(x, ALWAYS)
+    assert torch.equal(torch.rand(1), after_zero)
+
+
+def test_ada_xflip_and_rotate90_are_torch_flip_and_rot90_per_image():
+    x = torch.randn(32, 2, 6, 6)
+    assert torch.equal(ada_xflip(x, ALWAYS), x.flip(3))
+    torch.manual_seed(1)
+    out = ada_rotate90(x, ALWAYS)
+    torch.manual_seed(1)
+    k = torch.randint(0, 4, (32,))  # the op's first draw
+    assert set(k.tolist()) == {0, 1, 2, 3}
+    for i in range(32):
+        assert torch.equal(out[i], torch.rot90(x[i], int(k[i]), dims=(1, 2))), int(k[i])
+
+
+def test_ada_translation_is_a_whole_pixel_shift_with_reflection():
+    torch.manual_seed(0)
+    x = torch.randn(32, 1, 8, 8)
+    out = ada_translation(x, ALWAYS)  # up to 1 px each way (8 / 8)
+    reflected = torch.nn.functional.pad(x, [1, 1, 1, 1], mode="reflect")
+    offsets = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    seen = set()
+    for i in range(32):
+        shifts = [reflected[i, :, 1 - dy : 9 - dy, 1 - dx : 9 - dx] for dy, dx in offsets]
+        match = [o for o, s in zip(offsets, shifts, strict=True) if torch.equal(out[i], s)]
+        assert match, i
+        seen.add(match[0])
+    assert len(seen) == 9  # every shift occurs
+
+
+def test_ada_colour_ops_keep_their_closed_form():
+    torch.manual_seed(0)
+    flat = torch.full((64, 1, 4, 4), 0.3)
+    shift = ada_brightness(flat, ALWAYS)[:, 0, 0, 0] - 0.3  # b ~ N(0, 0.2), per image
+    assert shift.std().item() == pytest.approx(0.2, rel=0.3) and shift.abs().max() > 0
+    x = torch.randn(64, 1, 4, 4)
+    ratio = ada_contrast(x, ALWAYS) / x  # one c = 2^N(0, 0.5) > 0 per image
+    assert torch.allclose(ratio, ratio[:, :1, :1, :1].expand_as(ratio), rtol=1e-4)
+    assert (ratio > 0).all() and ratio.log2().std() > 0.2
+    rgb = torch.randn(64, 3, 4, 4)
+    torch.manual_seed(1)
+    out = ada_saturation(rgb, ALWAYS)  # grey kept, colour scaled by s = 2^N(0, 1) per image
+    torch.manual_seed(1)
+    s = torch.exp2(torch.randn(64)).view(-1, 1, 1, 1)  # the op's first draw
+    grey = rgb.mean(1, keepdim=True)
+    assert torch.allclose(out, grey + s * (rgb - grey), atol=1e-5)
+
+
+def test_ada_cutout_zeroes_at_most_a_half_side_square():
+    torch.manual_seed(0)
+    x = torch.rand(64, 3, 8, 8) + 1
+    out = ada_cutout(x, ALWAYS)
+    zero = out == 0
+    assert torch.equal(out[~zero], x[~zero]) and torch.equal(zero[:, 0], zero[:, 2])
+    per_image = zero[:, 0].flatten(1).sum(1)
+    assert per_image.max() == 16 and (per_image > 0).all()  # 4x4, clipped at the border
+
+
+def test_ada_applies_each_op_to_about_p_of_the_images_and_passes_gradients():
+    torch.manual_seed(0)
+    x = torch.randn(4000, 1, 4, 4)
+    flipped = ~torch.isclose(ada_xflip(x, torch.tensor(0.3)), x).flatten(1).all(1)
+    assert flipped.float().mean().item() == pytest.approx(0.3, abs=0.03)
+    x = torch.randn(8, 3, 8, 8, requires_grad=True)
+    ada_augment(x, torch.tensor(0.5)).square().sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    ("p", "signs", "count", "expected_p", "expected_r_t"),
+    [
+        (0.0, 48.0, 64.0, 0.256, 0.75),  # r_t 0.75 > 0.6: up by 64 * 4 / (1 * 1000)
+        (0.5, 0.0, 64.0, 0.244, 0.0),  # r_t 0 < 0.6: down by the same step
+        (0.1, -64.0, 64.0, 0.0, -1.0),  # clamped at 0
+        (0.9, 64.0, 64.0, 1.0, 1.0),  # clamped at 1
+        (0.5, 38.4, 64.0, 0.5, 0.6),  # r_t on target: p stays
+    ],
+)
+def test_ada_adjust_moves_p_one_step_towards_the_target(p, signs, count, expected_p, expected_r_t):
+    new_p, r_t = ada_adjust(
+        torch.tensor(p), torch.tensor(signs), torch.tensor(count), 0.6, 64 * 4, 1.0
+    )
+    assert r_t.item() == pytest.approx(expected_r_t, abs=1e-6)
+    assert new_p.item() == pytest.approx(expected_p, abs=1e-6)
+
+
+def test_ada_losses_each_have_a_decision_boundary():
+    assert set(DECISION_BOUNDARY) == set(ADA_LOSSES) < set(LOSSES)
