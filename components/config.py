@@ -190,6 +190,11 @@ class TrainConfig(_Section):
                 f"train.reg.ada and train.reg.diffaugment ({self.reg.diffaugment!r}) both augment "
                 'what D sees: choose one (train.reg.diffaugment: "" or train.reg.ada: false)'
             )
+        if self.reg.ada and self.reg.gp_weight > 0:
+            raise ValueError(
+                f"train.reg.ada with train.reg.gp_weight ({self.reg.gp_weight}): the gradient "
+                "penalty is taken on un-augmented images D never sees; use train.reg.r1_gamma"
+            )
         if self.reg.ada and self.loss not in ADA_LOSSES:
             raise ValueError(
                 f"train.reg.ada needs a D with a fixed real/fake boundary ({', '.join(ADA_LOSSES)})"

@@ -154,7 +154,10 @@ def ganops_pipeline(params_file: str = "params.yaml", overrides: list[str] | Non
                     markdown=summary,
                     description="Great Expectations gate, one line per expectation",
                 )
-        train(params, layout)
+        trained = train(params, layout)
+        if trained.get("rank0_here") is False:  # multi-node: this machine was not global rank 0
+            logger.info("train: rank 0 ran on another node; evaluate and register run there")
+            return {"model_name": params.register_.model_name, "rank0_here": False}
         metrics = evaluate(params, layout)
         create_markdown_artifact(
             key="metrics",

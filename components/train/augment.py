@@ -98,8 +98,10 @@ def _per_image(values: torch.Tensor) -> torch.Tensor:
 
 
 def ada_xflip(x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    """Mirror left-right."""
-    return torch.where(_per_image(_chosen(x, p)), x.flip(3), x)
+    """Mirror left-right half of the chosen images (StyleGAN2-ADA: a chosen image draws a flip
+    in {0, 1}), so at p = 1 D still sees both orientations equally and the flip cannot leak."""
+    coin = torch.rand(x.shape[0], device=x.device) < 0.5  # (B,)
+    return torch.where(_per_image(_chosen(x, p) & coin), x.flip(3), x)
 
 
 def ada_rotate90(x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:

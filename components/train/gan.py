@@ -98,7 +98,7 @@ class GanFamily:
         rank: int = 0,
         world: int = 1,
     ):
-        self.cfg, self.device, self.world = cfg, device, world
+        self.cfg, self.device, self.rank, self.world = cfg, device, rank, world
         seed_everything(cfg.seed)  # the same initial weights on every rank
         channels, image_size = real_images.shape[1], real_images.shape[2]
         G, D = build_models(cfg, num_classes, channels, image_size)
@@ -152,6 +152,8 @@ class GanFamily:
         if self.ada:
             ada = {k: v.to(self.device) for k, v in state["ada"].items()}
             self.ada_p, self.ada_r_t, self.ada_signs = ada["p"], ada["r_t"], ada["signs"]
+            if self.rank != 0:  # the checkpoint holds rank 0's partial interval sums only:
+                self.ada_signs.zero_()  # every rank loading them would count them world times
 
     def probe_module(self) -> torch.nn.Module:
         return self.G_ema

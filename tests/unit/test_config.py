@@ -173,6 +173,11 @@ ADA_ON = ["train.reg.ada=true", "train.reg.diffaugment="]  # the smoke profile h
             "train.reg.ada needs a D with a fixed real/fake boundary (ns, hinge, lsgan); "
             "train.loss wgan's critic has none to measure overfitting against",
         ),
+        (
+            [*ADA_ON, "train.reg.gp_weight=10"],
+            "train.reg.ada with train.reg.gp_weight (10.0): the gradient penalty is taken on "
+            "un-augmented images D never sees; use train.reg.r1_gamma",
+        ),
         ([*ADA_ON, "train.reg.ada_target=1.5"], "train.reg.ada_target"),
         ([*ADA_ON, "train.reg.ada_interval=0"], "train.reg.ada_interval"),
         ([*ADA_ON, "train.reg.ada_kimg=0"], "train.reg.ada_kimg"),

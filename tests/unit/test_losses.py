@@ -156,7 +156,10 @@ def test_ada_at_p_zero_is_the_identity_and_draws_as_many_numbers():
 
 def test_ada_xflip_and_rotate90_are_torch_flip_and_rot90_per_image():
     x = torch.randn(32, 2, 6, 6)
-    assert torch.equal(ada_xflip(x, ALWAYS), x.flip(3))
+    flipped = ada_xflip(x, ALWAYS)
+    mirrored = torch.tensor([torch.equal(f, m) for f, m in zip(flipped, x.flip(3), strict=True)])
+    kept = torch.tensor([torch.equal(f, o) for f, o in zip(flipped, x, strict=True)])
+    assert (mirrored | kept).all() and mirrored.any() and kept.any()  # each image one or other
     torch.manual_seed(1)
     out = ada_rotate90(x, ALWAYS)
     torch.manual_seed(1)
@@ -213,7 +216,7 @@ def test_ada_applies_each_op_to_about_p_of_the_images_and_passes_gradients():
     torch.manual_seed(0)
     x = torch.randn(4000, 1, 4, 4)
     flipped = ~torch.isclose(ada_xflip(x, torch.tensor(0.3)), x).flatten(1).all(1)
-    assert flipped.float().mean().item() == pytest.approx(0.3, abs=0.03)
+    assert flipped.float().mean().item() == pytest.approx(0.15, abs=0.02)  # chosen, then a coin
     x = torch.randn(8, 3, 8, 8, requires_grad=True)
     ada_augment(x, torch.tensor(0.5)).square().sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
