@@ -106,3 +106,23 @@ def test_no_metric_depends_on_the_batch_size(tmp_path, smoke_params):
     assert set(small) == set(large)
     for key in small:
         assert small[key] == pytest.approx(large[key], rel=1e-6, abs=1e-9), key
+
+
+@pytest.mark.parametrize("size", [128, 256])
+def test_feature_net_learns_rgb_classes_at_large_sizes(size):
+    """The evaluation classifier works on big RGB images (downsampled to INPUT_SIZE inside):
+    a class told apart only by colour and placement is learnt in a few epochs."""
+    from components.evaluate.features import INPUT_SIZE, predict, train_classifier
+
+    rng = np.random.default_rng(0)
+    n = 64
+    labels = np.arange(n) % 2
+    images = rng.integers(0, 40, (n, 3, size, size), dtype=np.uint8)  # dark noise
+    q = size // 4
+    for i, y in enumerate(labels):  # class 0: a red square top-left; 1: a blue one bottom-right
+        r, c = (q, q) if y == 0 else (2 * q, 2 * q)
+        images[i, 0 if y == 0 else 2, r : r + q, c : c + q] = 220
+    clf = train_classifier(images, labels, 2, epochs=4, seed=0)
+    feats, pred = predict(clf, images)
+    assert feats.shape == (n, 128) and size > INPUT_SIZE
+    assert (pred.numpy() == labels).mean() >= 0.95
