@@ -101,7 +101,59 @@ def digits() -> Source:
     return ArraySource(images, bunch.target.astype(np.int64), names, "sklearn digits", "digits")
 
 
-BUNDLED = {"mnist5k": mnist5k, "digits": digits}
+class PhotoCrops(Source):
+    """RGB crops of the two photographs bundled inside scikit-learn (`load_sample_images`:
+    china.jpg, a temple; flower.jpg; 427 x 640 px each), labelled by photo: a colour, textured,
+    two-class set for 64-256 px models with nothing to download. Each crop is a random square
+    of side 96-400 px (so objects appear at many scales), mirrored half the time, resized to
+    CROP_SIZE with LANCZOS; ingest then brings it to ingest.image_size. Deterministic (seeded);
+    crops are made chunk by chunk, so the set never sits in memory at full size."""
+
+    CROP_SIZE = 256
+    PER_PHOTO = 1000
+    SEED = 20  # the crops' RNG
+
+    def __init__(self):
+        from sklearn.datasets import load_sample_images
+
+        bunch = load_sample_images()
+        self.photos = [np.asarray(img) for img in bunch.images]  # (427, 640, 3) uint8 each
+        names = [Path(f).stem for f in bunch.filenames]  # china, flower
+        n = self.PER_PHOTO * len(self.photos)
+        description = "sklearn sample photos (china, flower): random square crops"
+        self.info = SourceInfo(n, 3, names, True, description)
+
+    def _boxes(self) -> list[tuple[int, int, int, int, bool]]:
+        """(photo, top, left, side, mirrored) per crop, class by class."""
+        rng = np.random.default_rng(self.SEED)
+        boxes = []
+        for label, photo in enumerate(self.photos):
+            h, w = photo.shape[:2]
+            for _ in range(self.PER_PHOTO):
+                side = int(rng.integers(96, min(h, w, 400) + 1))
+                top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+                boxes.append((label, top, left, side, bool(rng.integers(2))))
+        return boxes
+
+    def chunks(self) -> Iterator[Chunk]:
+        from PIL import Image
+
+        boxes = self._boxes()
+        step = 256  # crops per chunk: 256 x 3 x 256 x 256 bytes = 50 MB
+        for start in range(0, len(boxes), step):
+            images, labels, files = [], [], []
+            for i, (label, top, left, side, mirrored) in enumerate(boxes[start : start + step]):
+                crop = Image.fromarray(self.photos[label][top : top + side, left : left + side])
+                crop = crop.resize((self.CROP_SIZE, self.CROP_SIZE), Image.Resampling.LANCZOS)
+                if mirrored:
+                    crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+                images.append(np.asarray(crop).transpose(2, 0, 1))  # (3, S, S) uint8
+                labels.append(label)
+                files.append(f"photo-crops[{start + i}]")
+            yield Chunk(images, np.asarray(labels, np.int64), files)
+
+
+BUNDLED = {"mnist5k": mnist5k, "digits": digits, "photo-crops": PhotoCrops}
 
 
 def _digit_names() -> list[str]:

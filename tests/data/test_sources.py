@@ -39,6 +39,23 @@ def test_rgb_class_folders_are_labelled_by_folder_and_resized(cfg, tmp_path):
     assert data.meta["file"].iloc[0] == f"{src}/cat/000.png"
 
 
+def test_photo_crops_are_bundled_rgb_labelled_by_photo_and_deterministic():
+    """The bundled RGB set (scikit-learn's two sample photos): square crops, one class per
+    photo, the same crops on every call, never an all-flat image."""
+    from components.sources import BUNDLED, PhotoCrops
+
+    src = BUNDLED["photo-crops"]()
+    assert src.info.class_names == ["china", "flower"] and src.info.channels == 3
+    first = next(src.chunks())
+    again = next(PhotoCrops().chunks())
+    x = np.stack(first.images)  # (256, 3, 256, 256) uint8
+    assert x.shape[1:] == (3, PhotoCrops.CROP_SIZE, PhotoCrops.CROP_SIZE)
+    assert np.array_equal(x, np.stack(again.images)) and (first.labels == 0).all()
+    assert x.reshape(len(x), -1).std(1).min() > 2  # no blank crop
+    labels = np.concatenate([c.labels for c in src.chunks()])
+    assert len(labels) == src.info.n_images and np.bincount(labels).tolist() == [1000, 1000]
+
+
 def test_flat_grayscale_folder_is_unlabeled(cfg, tmp_path):
     src = datagen.image_folder(tmp_path / "flat", classes=(), suffix=".bmp")
     _, manifest, data = ingest_to(cfg(src), tmp_path)

@@ -200,3 +200,17 @@ def test_ada_rejections_name_the_key(overrides, message):
 def test_ada_loads_on_every_noise_arch(overrides):
     params = load_params(SMOKE, [*ADA_ON, *overrides])
     assert params.train.reg.ada and params.flat()["train.reg.ada_kimg"] == 100
+
+
+@pytest.mark.parametrize(
+    "profile", sorted(p.name for p in ROOT.glob("params*.yaml")), ids=lambda name: name
+)
+def test_every_shipped_profile_loads_with_every_key(profile):
+    """The params files at the root are complete and valid (a missing or misspelt key fails)."""
+    params = load_params(ROOT / profile)
+    shipped = yaml.safe_load((ROOT / profile).read_text())
+    reference = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert set(shipped) == set(reference)
+    for section, keys in reference.items():
+        assert set(shipped[section]) == set(keys), section
+    assert params.ingest.source
