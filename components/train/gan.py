@@ -181,7 +181,10 @@ class GanFamily:
     @torch.no_grad()
     def count_signs(self, d_real: torch.Tensor) -> None:
         """Add this step's sign(D(x_real)) to ADA's interval sums, on the device (no sync)."""
-        self.ada_signs[0] += torch.sign(d_real - DECISION_BOUNDARY[self.cfg.loss]).sum()
+        boundary = DECISION_BOUNDARY[self.cfg.loss]
+        if self.cfg.loss == "lsgan":  # real target 1 - smoothing: the boundary moves with it
+            boundary *= 1.0 - self.cfg.reg.label_smoothing
+        self.ada_signs[0] += torch.sign(d_real - boundary).sum()
         self.ada_signs[1] += d_real.numel()
 
     def adjust_ada(self, step: int) -> None:
