@@ -73,7 +73,8 @@ def test_signal_to_the_process_group_stops_the_run(tmp_path, sig):
     ]
     assert run.info.status == "FAILED"
     assert f"stopped by {sig.name}" in run.data.tags["failure_reason"]
-    assert mlflow.MlflowClient().search_registered_models() == []
+    uri = env["MLFLOW_TRACKING_URI"]  # this run's store (another test may have set the registry)
+    assert mlflow.MlflowClient(uri, registry_uri=uri).search_registered_models() == []
     assert not (tmp_path / "models").exists()
 
     # The checkpoint written on the way out resumes (a longer kimg continues the same folder).
