@@ -33,9 +33,10 @@ FALLBACK_MODEL_NAME = "ganops-generator"
 METRIC_NAMES = ("fid", "kid", "prdc", "intra_fid", "cond_acc", "modes", "tstr")
 DIFFAUGMENT_OPS = ("translation", "cutout", "color")
 SMOOTHED_LOSSES = ("ns", "lsgan")  # losses with a real target that one-sided smoothing lowers
-# losses whose D has a fixed real/fake boundary, which ADA's r_t = E[sign(D(x_real))] measures
-# against (losses.DECISION_BOUNDARY; checked equal by tests); a WGAN critic can drift by any offset
-ADA_LOSSES = ("ns", "hinge", "lsgan")
+# D's output halfway between its real and fake targets, for the losses that have one: ADA's
+# overfitting heuristic r_t = E[sign(D(x_real) - this)] (a WGAN critic can drift by any offset)
+ADA_BOUNDARY = {"ns": 0.0, "hinge": 0.0, "lsgan": 0.5}
+ADA_LOSSES = tuple(ADA_BOUNDARY)
 # A torchrun rendezvous endpoint: host name, IPv4 or [IPv6], then a port.
 ENDPOINT_PATTERN = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):([1-9][0-9]{0,4})")
 

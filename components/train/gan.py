@@ -133,6 +133,9 @@ class GanFamily:
         self.ada_p = torch.zeros((), device=device)
         self.ada_r_t = torch.zeros((), device=device)
         self.ada_signs = torch.zeros(2, device=device)
+        # lsgan's real target is 1 - label_smoothing: its boundary moves with it
+        smoothing = cfg.reg.label_smoothing if cfg.loss == "lsgan" else 0.0
+        self.ada_boundary = DECISION_BOUNDARY.get(cfg.loss, 0.0) * (1.0 - smoothing)
 
     # -- what the schedule asks for -------------------------------------------------------------
     def modules(self) -> dict[str, torch.nn.Module]:
@@ -181,10 +184,7 @@ class GanFamily:
     @torch.no_grad()
     def count_signs(self, d_real: torch.Tensor) -> None:
         """Add this step's sign(D(x_real)) to ADA's interval sums, on the device (no sync)."""
-        boundary = DECISION_BOUNDARY[self.cfg.loss]
-        if self.cfg.loss == "lsgan":  # real target 1 - smoothing: the boundary moves with it
-            boundary *= 1.0 - self.cfg.reg.label_smoothing
-        self.ada_signs[0] += torch.sign(d_real - boundary).sum()
+        self.ada_signs[0] += torch.sign(d_real - self.ada_boundary).sum()
         self.ada_signs[1] += d_real.numel()
 
     def adjust_ada(self, step: int) -> None:

@@ -8,6 +8,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from components.config import ADA_BOUNDARY
+
 
 def ns_d_loss(d_real: torch.Tensor, d_fake: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
     """Non-saturating GAN (Goodfellow 2014): BCE with real target 1 - smoothing (one-sided)."""
@@ -52,9 +54,7 @@ LOSSES: dict[str, tuple[LossFn, LossFn]] = {
     "wgan": (wgan_d_loss, linear_g_loss),
     "lsgan": (lsgan_d_loss, lsgan_g_loss),
 }
-# D's output halfway between its real and fake targets, per loss: ADA's overfitting heuristic
-# r_t = E[sign(D(x_real) - this)] (config.ADA_LOSSES; wgan's critic has no fixed boundary)
-DECISION_BOUNDARY = {"ns": 0.0, "hinge": 0.0, "lsgan": 0.5}
+DECISION_BOUNDARY = ADA_BOUNDARY  # ADA's real/fake boundary per loss (one table, in config)
 
 
 def gradient_penalty(D, real_img: torch.Tensor, gen_img: torch.Tensor, c) -> torch.Tensor:
