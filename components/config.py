@@ -117,7 +117,7 @@ class TranslationConfig(_Section):
 
 NOISE_ARCHS = ("dcgan", "sagan", "resnet")  # noise -> image
 TRANSLATION_ARCHS = ("cyclegan", "pix2pix")  # image -> image
-# ingest.image_size each noise arch builds (components/models.py; checked equal by tests)
+# ingest.image_size each noise arch builds (components/models/; checked equal by tests)
 ARCH_SIZES = {"dcgan": (28, 32, 64), "sagan": (28, 32, 64), "resnet": (32, 64, 128, 256)}
 
 

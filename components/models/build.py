@@ -1,0 +1,74 @@
+"""G and D from their specs, G from its files on disk, and z from seeds: how the rest of ganops
+gets its nets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from components.models.dcgan import Discriminator, Generator
+from components.models.resnet import ResnetDiscriminator, ResnetGenerator
+
+
+def build_generator(spec: dict) -> nn.Module:
+    """G from its spec (generator.json, written by train)."""
+    args = (spec["z_dim"], spec["num_classes"], spec["channels"], spec["image_size"])
+    options = {"cond": spec["g_cond"], "spectral_norm": spec["g_spectral_norm"]}
+    if spec["arch"] == "resnet":
+        return ResnetGenerator(*args, spec["g_channels"], **options)
+    return Generator(*args, spec["g_channels"], arch=spec["arch"], **options)
+
+
+def build_discriminator(
+    arch: str, num_classes: int, channels: int, image_size: int, ndf: int, spectral_norm: bool
+) -> nn.Module:
+    """D for train.arch; resnet's always carries spectral norm (the config requires it)."""
+    if arch == "resnet":
+        return ResnetDiscriminator(num_classes, channels, image_size, ndf)
+    return Discriminator(num_classes, channels, image_size, ndf, arch, spectral_norm)
+
+
+def load_generator(weights: str | Path, spec: dict) -> nn.Module:
+    """G from a safetensors file and its spec (generator.json), in eval mode."""
+    from safetensors.torch import load_file
+
+    G = build_generator(spec)
+    G.load_state_dict(load_file(str(weights)))
+    return G.eval().requires_grad_(False)
+
+
+GENERATOR_FILES = ("G_ema.safetensors", "generator.json")  # what a registered generator ships
+
+
+def load_model_dir(folder: str | Path) -> tuple[nn.Module, dict]:
+    """(G_ema in eval mode, its spec) from a folder holding GENERATOR_FILES at any depth:
+    models/, a downloaded model version, or a pyfunc's artifacts. The one way G is rebuilt."""
+    import json
+
+    folder = Path(folder)
+    found = {name: next(folder.rglob(name), None) for name in GENERATOR_FILES}
+    missing = [name for name, path in found.items() if path is None]
+    if missing:
+        from components.errors import DataError
+
+        raise DataError(f"{folder}: no {' or '.join(missing)}; not a ganops generator")
+    spec = json.loads(found["generator.json"].read_text())
+    return load_generator(found["G_ema.safetensors"], spec), spec
+
+
+def latents(seeds, z_dim: int, truncation: float = 1.0) -> torch.Tensor:
+    """One z per seed, drawn on its own generator: the image of a seed never depends on the batch.
+
+    truncation < 1 resamples |z| > truncation (the truncation trick): less variety, cleaner images.
+    """
+    rows = []
+    for seed in seeds:
+        gen = torch.Generator().manual_seed(int(seed))
+        z = torch.randn(1, z_dim, generator=gen)
+        if truncation < 1.0:
+            while (bad := z.abs() > truncation).any():
+                z[bad] = torch.randn(int(bad.sum()), generator=gen)
+        rows.append(z)
+    return torch.cat(rows)  # (N, z_dim)
