@@ -173,8 +173,13 @@ app.add_typer(bench_app, name="bench")
 
 @bench_app.command("train")
 def bench_train(
-    arch: Annotated[str, typer.Option(help="dcgan | sagan")] = "dcgan",
-    image_size: Annotated[int, typer.Option(help="28, 32 or 64")] = 64,
+    arch: Annotated[str, typer.Option(help="dcgan | sagan | resnet")] = "dcgan",
+    image_size: Annotated[
+        int | None,
+        typer.Option(
+            help="dcgan, sagan: 28, 32 or 64 (default 64); resnet: 32, 64, 128 or 256 (default 32)"
+        ),
+    ] = None,
     channels: Annotated[int, typer.Option(help="1 or 3")] = 1,
     batch_size: Annotated[int, typer.Option(help="images per step")] = 128,
     steps: Annotated[int, typer.Option(help="timed steps (after as many warm-up steps)")] = 10,
@@ -185,10 +190,17 @@ def bench_train(
     set_: SetOpt = None,
 ) -> None:
     """Images/s of ganops' trainer and of a plain eager fp32 DataLoader loop (bench/)."""
+    from components.config import ARCH_SIZES
     from components.errors import ConfigError
 
-    if arch not in ("dcgan", "sagan") or image_size not in (28, 32, 64) or channels not in (1, 3):
-        raise ConfigError("bench train: --arch dcgan|sagan, --image-size 28|32|64, --channels 1|3")
+    if arch not in ARCH_SIZES or channels not in (1, 3):
+        raise ConfigError("bench train: --arch dcgan|sagan|resnet, --channels 1|3")
+    from components.train.bench import BENCH_IMAGE_SIZE
+
+    image_size = image_size or BENCH_IMAGE_SIZE[arch]
+    if image_size not in ARCH_SIZES[arch]:
+        sizes = "|".join(map(str, ARCH_SIZES[arch]))
+        raise ConfigError(f"bench train: --arch {arch} builds --image-size {sizes}")
     if device not in ("cpu", "cuda") or not set(impl or ()) <= {"ganops", "plain"}:
         raise ConfigError("bench train: --device cpu|cuda, --impl ganops|plain")
     if repeats < 1 or steps < 1:

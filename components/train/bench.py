@@ -1,10 +1,13 @@
 """`ganops bench train`: images per second of ganops' trainer vs a plain eager fp32 loop.
 
-Both train the same G and D (train.arch at `image_size`, DCGAN widths ngf = ndf = 64, z 100,
-unconditional, non-saturating loss, BatchNorm in D as in DCGAN) on random uint8 images for
-`warmup` + `steps` steps and time the last `steps`. The ganops side is `fit_gan` itself, with the
-speed options of params.yaml's train section (precision, channels_last, compile), which
-`--set train.KEY=VALUE` overrides. The plain side is bench/plain_train.py.
+Both train the same G and D (train.arch at `image_size`, widths ngf = ndf = 64, z 100,
+unconditional, non-saturating loss; dcgan: BatchNorm in D as in DCGAN, sagan: spectral norm in G
+and D, resnet: SNGAN's spectrally normalised D) on random uint8 images for `warmup` + `steps`
+steps and time the last `steps`. Without an image size, dcgan and sagan run at 64 px (DCGAN's),
+resnet at 32 px (SNGAN's CIFAR-10 nets, the smallest it builds; BENCH_IMAGE_SIZE). The ganops
+side is `fit_gan` itself, with the speed options of params.yaml's train section (precision,
+channels_last, compile), which `--set train.KEY=VALUE` overrides. The plain side is
+bench/plain_train.py.
 
 Shared machines drift, so the implementations take turns `repeats` times and each reports the
 median of its runs (all runs listed under "runs"). One JSON line per implementation.
@@ -24,12 +27,15 @@ from components.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 Z_DIM, WIDTH = 100, 64
+BENCH_IMAGE_SIZE = {"dcgan": 64, "sagan": 64, "resnet": 32}  # px when none is asked for
+SPECTRAL_NORM = {"dcgan": "none", "sagan": "both", "resnet": "d"}  # the least each arch takes
 
 
 def bench_config(base: TrainConfig, arch: str, batch_size: int, steps: int) -> TrainConfig:
-    """The benchmark's train config: DCGAN's shape and loss; speed options from `base`."""
+    """The benchmark's train config: the arch at DCGAN's widths and loss; speed options from
+    `base`."""
     reg = base.reg.model_dump() | {
-        "spectral_norm": "both" if arch == "sagan" else "none",
+        "spectral_norm": SPECTRAL_NORM[arch],
         "diffaugment": "",
         "ada": False,
         "gp_weight": 0.0,

@@ -121,3 +121,27 @@ def test_bench_train_prints_one_json_line_per_implementation():
     )
     bad = ganops("bench", "train", "--image-size", "48", "--params", str(SMOKE))
     assert bad.returncode == 2 and bad.stderr.startswith("error: bench train: --arch")
+
+
+@pytest.mark.slow  # trains both loops
+def test_bench_train_resnet_runs_at_32_px_by_default(capsys):
+    """resnet builds 32-256 px only: without --image-size the bench picks 32 (SNGAN's)."""
+    import json
+
+    from components.cli import main
+
+    args = ("--arch", "resnet", "--batch-size", "2", "--steps", "2", "--repeats", "1")
+    with pytest.raises(SystemExit) as done:  # in process: no second interpreter and torch import
+        main(["bench", "train", *args, "--params", str(SMOKE)])
+    out = capsys.readouterr()
+    assert done.value.code == 0, out.err
+    rows = [json.loads(line) for line in out.out.splitlines() if line.startswith("{")]
+    assert [r["impl"] for r in rows] == ["ganops", "plain"]
+    for row in rows:
+        assert row["arch"] == "resnet" and row["image_size"] == 32 and row["batch_size"] == 2
+        assert row["img_per_s"] > 0 and row["runs"] == [row["img_per_s"]]
+    bad = ganops("bench", "train", "--arch", "resnet", "--image-size", "28", "--params", str(SMOKE))
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip() == (
+        "error: bench train: --arch resnet builds --image-size 32|64|128|256"
+    )
