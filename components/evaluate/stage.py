@@ -15,9 +15,15 @@ import torch
 
 from components.config import EvaluateConfig
 from components.dataset import Dataset, load_dataset
-from components.evaluate.features import BATCH, Classifier, load_or_train_classifier, predict
+from components.evaluate.features import (
+    BATCH,
+    EVAL_NET_SEED,
+    Classifier,
+    load_or_train_classifier,
+    predict,
+)
 from components.evaluate.metrics import Pair, Side, compute
-from components.layout import Layout, atomic_dir, write_json
+from components.layout import Layout, atomic_dir, read_json, write_json
 
 
 def load_g_ema(models_dir: Path):
@@ -44,11 +50,19 @@ def generate(G, labels: np.ndarray | None, n: int, seed: int, batch: int = BATCH
 
 
 def evaluate(
-    cfg: EvaluateConfig, data: Dataset, G, net: Classifier, batch: int = BATCH
+    cfg: EvaluateConfig,
+    data: Dataset,
+    G,
+    net: Classifier,
+    batch: int = BATCH,
+    floor_cache: Path | None = None,
 ) -> tuple[dict, dict[str, Side]]:
     """Every metric in `evaluate.metrics` of G against the test split, each with its floor.
 
-    Returns the metrics and the three sample sets (test, generated, train) for the pictures.
+    The floors (real train vs real test) depend on the data, the feature net and `cfg`, not on
+    G: with `floor_cache` (a folder) they are computed once per dataset and settings, then read
+    back (at n = 10k they cost as much as G's own metrics). Returns the metrics and the three
+    sample sets (test, generated, train) for the pictures.
     """
     test_x, test_y = data.split("test")
     train_x, train_y = data.split("train")
@@ -78,13 +92,19 @@ def evaluate(
         "classifier_epochs": cfg.classifier_epochs,
     }
     metrics: dict = {"n": n, "seed": cfg.seed}
-    metrics.update(
-        compute(
-            list(cfg.metrics),
-            Pair(sets["test"], sets["generated"], **common),
-            Pair(sets["test"], sets["train"], **common),
-        )
+    metrics.update(compute(list(cfg.metrics), Pair(sets["test"], sets["generated"], **common)))
+    key = "-".join(
+        [data.manifest["content_hash"][:16], "floor", f"n{n}", *map(str, common.values())]
+        + sorted(cfg.metrics)
     )
+    path = floor_cache / f"{key}-s{EVAL_NET_SEED}.json" if floor_cache else None
+    if path is not None and path.is_file():
+        floor = read_json(path)
+    else:
+        floor = compute(list(cfg.metrics), Pair(sets["test"], sets["train"], **common))
+        if path is not None:
+            write_json(path, floor)
+    metrics.update({f"{k}_floor": v for k, v in floor.items()})
     return metrics, sets
 
 
@@ -128,7 +148,7 @@ def _score_generator(cfg: EvaluateConfig, layout: Layout, folder: Path) -> tuple
     data = load_dataset(layout)
     net, clf_acc = load_or_train_classifier(cfg, layout, data)
     G, _spec = load_g_ema(layout.models)
-    metrics, sets = evaluate(cfg, data, G, net)
+    metrics, sets = evaluate(cfg, data, G, net, floor_cache=layout.classifier_cache)
     if clf_acc is not None:
         metrics["classifier_acc"] = clf_acc
     else:

@@ -108,6 +108,87 @@ def test_no_metric_depends_on_the_batch_size(tmp_path, smoke_params):
         assert small[key] == pytest.approx(large[key], rel=1e-6, abs=1e-9), key
 
 
+def _digits_eval(tmp_path, smoke_params):
+    """(cfg, data, G, net) for a small evaluation of an untrained G on bundled digits."""
+    from components.dataset import load_dataset
+    from components.evaluate.features import train_classifier
+    from components.ingest import run as ingest_run
+    from components.layout import Layout
+    from components.models import Generator
+
+    layout = Layout(tmp_path)
+    ingest_run(smoke_params.ingest.model_copy(update={"source": "digits"}), layout)
+    data = load_dataset(layout)
+    torch.manual_seed(0)
+    G = Generator(16, 10, 1, 28, 32).eval()
+    x, y = data.split("train")
+    net = train_classifier(x[:300], y[:300], 10, 1, seed=0)
+    cfg = smoke_params.evaluate.model_copy(
+        update={"n_samples": 120, "kid_subset_size": 50, "classifier_epochs": 1}
+    )
+    return cfg, data, G, net
+
+
+def test_floors_are_cached_per_dataset_and_settings(tmp_path, smoke_params):
+    """The real-vs-real floors do not depend on G: computed once, then read back unchanged;
+    other settings get their own entry."""
+    from components.evaluate import evaluate
+
+    cfg, data, G, net = _digits_eval(tmp_path, smoke_params)
+    cache = tmp_path / "cache"
+    fresh, _ = evaluate(cfg, data, G, net)
+    first, _ = evaluate(cfg, data, G, net, floor_cache=cache)
+    [entry] = cache.iterdir()
+    torch.manual_seed(1)
+    other_G = type(G)(16, 10, 1, 28, 32).eval()
+    second, _ = evaluate(cfg, data, other_G, net, floor_cache=cache)
+    floors = sorted(k for k in fresh if k.endswith("_floor"))
+    assert floors and "tstr_floor" in floors and "fid_floor" in floors
+    for key in floors:
+        assert first[key] == pytest.approx(fresh[key], rel=1e-6, abs=1e-9), key
+        assert second[key] == first[key], key
+    assert second["fid"] != first["fid"]  # G's own metrics are never cached
+    entry.write_text(entry.read_text().replace('"fid":', '"fid": 12345.0, "x":', 1))
+    assert evaluate(cfg, data, G, net, floor_cache=cache)[0]["fid_floor"] == 12345.0
+    evaluate(cfg.model_copy(update={"nearest_k": 4}), data, G, net, floor_cache=cache)
+    assert len(list(cache.iterdir())) == 2
+
+
+def test_tstr_trains_on_at_most_tstr_images(monkeypatch):
+    """Above TSTR_IMAGES candidates, TSTR trains on a seeded subset of that size."""
+    from components.evaluate import features, metrics
+
+    seen = []
+    train = features.train_classifier
+    monkeypatch.setattr(metrics, "TSTR_IMAGES", 30)
+    monkeypatch.setattr(
+        features,
+        "train_classifier",
+        lambda x, y, *a, **k: seen.append(len(x)) or train(x, y, *a, **k),
+    )
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (50, 1, 28, 28), dtype=np.uint8)
+    labels = np.arange(50) % 2
+    side = Side(images, torch.zeros(50, 4), labels, labels)
+    value = compute(["tstr"], Pair(side, side, num_classes=2, classifier_epochs=1))["tstr"]
+    assert seen == [30] and 0.0 <= value <= 1.0
+
+
+def test_predict_gives_the_nets_own_features():
+    """predict runs an NHWC copy of the net: the same features and labels, the net untouched."""
+    from components.evaluate.features import Classifier, predict
+
+    torch.manual_seed(0)
+    net = Classifier(1, 10).eval()
+    images = torch.randint(0, 256, (37, 1, 28, 28), dtype=torch.uint8)
+    feats, pred = predict(net, images, batch=16)
+    with torch.no_grad():
+        want = net.features(images)
+        assert torch.allclose(feats, want, atol=1e-5)
+        assert torch.equal(pred, net.head(want).argmax(1))
+    assert all(p.is_contiguous() for p in net.parameters())
+
+
 @pytest.mark.parametrize("size", [128, 256])
 def test_feature_net_learns_rgb_classes_at_large_sizes(size):
     """The evaluation classifier works on big RGB images (downsampled to INPUT_SIZE inside):
