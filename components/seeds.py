@@ -13,6 +13,7 @@ CLASS_GRID_OFFSET = 500_000  # evaluate's per-class picture
 INTERPOLATION_OFFSET = 700_000  # evaluate's latent walks
 PROBE_LATENT_BASE = 10**9  # the training probe's fixed latents, apart from any evaluation set
 SAMPLE_GRID_OFFSET = 1  # the fixed sample-grid noise is drawn from train.seed + this
+BATCH_STREAM_OFFSET = 2  # training batches (reals, labels, z) are drawn from train.seed + this
 RESUME_STREAM = 1_000_003  # a prime: DDP ranks re-seed as seed + rank + this * step on resume
 
 

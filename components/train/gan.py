@@ -4,7 +4,11 @@ D step on real and G(z).detach(), then G step, then the EMA of G.
 The dataset stays resident on the device as uint8; batches are sampled by index on the device.
 Speed: bf16/fp16 autocast on CUDA with fp32 master weights (fp16 with a grad scaler),
 channels_last, optional torch.compile, fused (CUDA) or foreach (CPU) Adam. Under torchrun G and
-D are wrapped in DistributedDataParallel and every rank samples its own share of the batch.
+D are wrapped in DistributedDataParallel. Every rank draws the whole step's batch (indices,
+labels, z) from one stream seeded alike on all ranks and keeps its own slice, and BatchNorm
+normalises over all ranks (loop.sync_batchnorm): without augmentation a DDP run at a global batch
+equals the single-process run at that batch, up to float rounding (tested). Augmentation draws
+stay per rank (seed + rank).
 With train.reg.ada every image D sees goes through augment.ada_augment at probability p, which
 `adjust_ada` moves every ada_interval steps from D's signs on reals, pooled over the ranks.
 """
@@ -22,7 +26,7 @@ import torch
 from components.config import TrainConfig, arch_size_error
 from components.errors import ConfigError
 from components.models import build_discriminator, build_generator, init_weights
-from components.seeds import SAMPLE_GRID_OFFSET, rank_seed
+from components.seeds import BATCH_STREAM_OFFSET, SAMPLE_GRID_OFFSET, rank_seed
 from components.train.augment import ada_adjust, ada_augment, diff_augment, parse_policy
 from components.train.loop import (
     Callbacks,
@@ -113,7 +117,9 @@ class GanFamily:
         self.scaler = torch.amp.GradScaler(
             device.type, enabled=autocast_dtype(cfg, device) == torch.float16
         )
-        seed_everything(rank_seed(cfg.seed, rank))  # data, noise and augmentation differ per rank
+        # the batch stream: the same on every rank (each keeps its slice), checkpointed
+        self.batch_gen = torch.Generator(device).manual_seed(cfg.seed + BATCH_STREAM_OFFSET)
+        seed_everything(rank_seed(cfg.seed, rank))  # augmentation differs per rank
         self.G_run = wrap_for_run(self.G, cfg, device, world)
         self.D_run = wrap_for_run(self.D, cfg, device, world)
         self.autocast = autocast_context(cfg, device)
@@ -145,13 +151,14 @@ class GanFamily:
         return {"G": self.opt_G, "D": self.opt_D}
 
     def extra_state(self) -> dict:
-        state = {"scaler": self.scaler.state_dict()}
+        state = {"scaler": self.scaler.state_dict(), "batch_rng": self.batch_gen.get_state()}
         if self.ada:
             state["ada"] = {"p": self.ada_p, "r_t": self.ada_r_t, "signs": self.ada_signs}
         return state
 
     def load_extra_state(self, state: dict) -> None:
         self.scaler.load_state_dict(state["scaler"])
+        self.batch_gen.set_state(state["batch_rng"])
         if self.ada:
             ada = {k: v.to(self.device) for k, v in state["ada"].items()}
             self.ada_p, self.ada_r_t, self.ada_signs = ada["p"], ada["r_t"], ada["signs"]
@@ -204,16 +211,18 @@ class GanFamily:
         self.ada_signs.zero_()
 
     def next_batch(self):
-        """This rank's reals by index on the device, their labels, labels to ask G for, and z."""
-        n = len(self.reals)
-        idx = torch.randint(0, n, (self.batch,), device=self.device)
+        """This rank's reals by index on the device, their labels, labels to ask G for, and z:
+        its slice of the step's whole batch, drawn alike on every rank."""
+        n, total, gen = len(self.reals), self.cfg.batch_size, self.batch_gen
+        mine = slice(self.rank * self.batch, (self.rank + 1) * self.batch)
+        idx = torch.randint(0, n, (total,), device=self.device, generator=gen)[mine]
+        gen_idx = torch.randint(0, n, (total,), device=self.device, generator=gen)[mine]
+        z = torch.randn(total, self.cfg.z_dim, device=self.device, generator=gen)[mine]  # (B, z)
         real_img = self.reals[idx].float().div_(127.5).sub_(1.0)  # (B, C, H, W) in [-1, 1]
         real_img = real_img.contiguous(memory_format=self.memory_format)
         c = gen_c = None
         if self.conds is not None:
-            c = self.conds[idx]
-            gen_c = self.conds[torch.randint(0, n, (self.batch,), device=self.device)]
-        z = torch.randn(self.batch, self.cfg.z_dim, device=self.device)  # (B, z_dim)
+            c, gen_c = self.conds[idx], self.conds[gen_idx]
         return real_img, c, gen_c, z
 
     def d_step(self, real_img, c, gen_img, gen_c, step: int):

@@ -118,8 +118,69 @@ def adam(params, lr: float, cfg: TrainConfig, device: torch.device) -> torch.opt
     return torch.optim.Adam(params, lr=lr, betas=betas, **{impl: True})
 
 
+class GlobalBatchNorm(torch.nn.BatchNorm2d):
+    """BatchNorm2d whose training statistics span every DDP rank's share of the batch, so a DDP
+    step normalises exactly as one process holding the whole batch does. torch's SyncBatchNorm
+    runs on CUDA only; this one runs on any backend (gloo on CPU): two autograd-aware
+    all-reduces per call (the mean, then the centred sum of squares, as a two-pass variance).
+    In eval mode it is BatchNorm2d (running statistics). Same parameters and buffers, so its
+    state_dict loads into BatchNorm2d and back."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super().forward(x)
+        import warnings
+
+        import torch.distributed as dist
+        from torch.distributed.nn.functional import all_reduce
+
+        count = torch.tensor([x.numel() / x.shape[1]], dtype=torch.float64, device=x.device)
+        dist.all_reduce(count)  # values over all ranks per channel
+        n = float(count.item())
+        with warnings.catch_warnings():  # its suggested successor has no autograd for all_reduce
+            warnings.simplefilter("ignore", FutureWarning)
+            mean = all_reduce(x.sum(dim=(0, 2, 3))) / n  # (C,)
+            centred = x - mean[None, :, None, None]
+            var = all_reduce(centred.square().sum(dim=(0, 2, 3))) / n  # (C,) biased, as BN
+        y = centred * torch.rsqrt(var + self.eps)[None, :, None, None]
+        if self.affine:
+            y = y * self.weight[None, :, None, None] + self.bias[None, :, None, None]
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                m = self.momentum if self.momentum is not None else 1 / self.num_batches_tracked
+                self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), m)
+                unbiased = var.detach() * n / max(n - 1, 1)
+                self.running_var.lerp_(unbiased.to(self.running_var.dtype), m)
+        return y
+
+
+def sync_batchnorm(module: torch.nn.Module, device: torch.device) -> None:
+    """Make every BatchNorm2d in `module` normalise over all DDP ranks, in place: torch's
+    SyncBatchNorm on CUDA, GlobalBatchNorm elsewhere. The new modules hold the old parameter
+    and buffer objects (names unchanged), so optimisers built before keep updating them."""
+    for name, child in module.named_children():
+        if type(child) is torch.nn.BatchNorm2d:
+            if device.type == "cuda":
+                new = torch.nn.SyncBatchNorm.convert_sync_batchnorm(child)
+            else:
+                new = GlobalBatchNorm(
+                    child.num_features, child.eps, child.momentum, child.affine,
+                    child.track_running_stats, device=device,
+                )  # fmt: skip
+                # the same Parameter and buffer objects: optimisers already hold them
+                for key, value in [*child.named_parameters(), *child.named_buffers()]:
+                    setattr(new, key, value)
+            setattr(module, name, new)
+        else:
+            sync_batchnorm(child, device)
+
+
 def wrap_for_run(module: torch.nn.Module, cfg: TrainConfig, device: torch.device, world: int):
-    """The module a step calls: compiled and/or wrapped for DDP; the plain one is checkpointed."""
+    """The module a step calls: compiled and/or wrapped for DDP; the plain one is checkpointed.
+    Under DDP its BatchNorms first become cross-rank ones (in place, same parameter names)."""
+    if world > 1:
+        sync_batchnorm(module, device)
     run = torch.compile(module) if can_compile(cfg, device) else module
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP

@@ -117,25 +117,24 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_two_torchrun_agents_on_localhost_train_like_one_agent(project):
+def test_two_torchrun_agents_on_localhost_train_like_one_process(project):
     """`train.nodes=2`: two `ganops stage train` processes (two torchrun agents, one gloo rank
-    each) meet in a c10d rendezvous on 127.0.0.1 and end with the weights of one agent running
-    `train.devices=2` (the same world and global batch; a single process is not the reference:
-    each rank draws its own batch share with seed + rank and BatchNorm sees its share only).
-    Both agents work in one project folder, like nodes sharing a volume: only global rank 0
-    writes models/ and its launcher returns the run's summary."""
+    each) meet in a c10d rendezvous on 127.0.0.1 and end with the weights of the single-process
+    run at the same global batch, within float tolerance (no augmentation: its draws are per
+    rank). Both agents work in one project folder, like nodes sharing a volume: only global
+    rank 0 writes models/ and its launcher returns the run's summary."""
     from components import ingest, train
     from components.config import load_params
 
     shutil.copy(ROOT / "tests" / "params-tiny.yaml", project / "params.yaml")
-    short = ["train.kimg=0.128", "train.eval_every_kimg=1"]  # 4 steps, one probe at the end
-    params = load_params(
-        project / "params.yaml", [*short, "train.devices=2", "ingest.source=digits"]
-    )
+    # 4 steps of 32 images, one probe at the end
+    short = ["train.kimg=0.128", "train.eval_every_kimg=1", "train.reg.diffaugment="]
+    params = load_params(project / "params.yaml", [*short, "ingest.source=digits"])
     layout = Layout(project)
     ingest.run(params.ingest, layout)
-    train.run(params.train, layout)  # the reference: one agent, two processes
-    one_agent = _weights(layout.models)
+    assert params.train.devices == 1 and params.train.nodes == 1
+    train.run(params.train, layout)  # the reference: one process, the whole batch
+    one_process = _weights(layout.models)
     shutil.rmtree(layout.models)
 
     endpoint = f"127.0.0.1:{_free_port()}"
@@ -164,8 +163,8 @@ def test_two_torchrun_agents_on_localhost_train_like_one_agent(project):
     summary = read_json(layout.train_run)
     assert summary["devices"] == 2 and len(set(summary["replica_digests"])) == 1
     two_nodes = _weights(layout.models)
-    assert two_nodes.keys() == one_agent.keys() >= {"G", "G_ema", "D"}
-    for name, tensors in one_agent.items():
+    assert two_nodes.keys() == one_process.keys() >= {"G", "G_ema", "D"}
+    for name, tensors in one_process.items():
         for key, tensor in tensors.items():
             torch.testing.assert_close(two_nodes[name][key], tensor, rtol=1e-4, atol=1e-5)
 
@@ -328,6 +327,101 @@ def test_ada_p_is_the_same_on_every_ddp_rank(tmp_path):
     for state in ranks:
         assert state["r_t"] == pooled[0] / pooled[1]
     assert ranks[0]["p"] == ranks[1]["p"] and ranks[0]["r_t"] == ranks[1]["r_t"]
+
+
+def _equal_rank(rank: int, port: int, out: Path) -> None:
+    """One gloo rank of a 2-process GanFamily without augmentation: 4 steps, then its nets."""
+    import numpy as np
+    import torch.distributed as dist
+
+    from components.train.gan import GanFamily
+    from tests.conftest import smoke_train
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        family = _equal_family(GanFamily, smoke_train, np, rank, 2)
+        for step in range(4):
+            family.step(step)
+        states = {name: m.state_dict() for name, m in family.modules().items()}
+        torch.save(states, out / f"{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def _equal_family(family_cls, smoke_train, np, rank: int, world: int):
+    cfg = smoke_train("batch_size=16", "reg.diffaugment=", "reg.ema_half_life_kimg=0.01")
+    images = np.random.default_rng(0).integers(0, 256, (64, 1, 28, 28), dtype=np.uint8)
+    return family_cls(cfg, images, np.arange(64) % 10, 10, torch.device("cpu"), rank, world)
+
+
+def test_ddp_steps_equal_one_process_at_the_same_global_batch(tmp_path):
+    """Two gloo ranks of 8 images each end 4 steps with the weights (G, D, G_ema, and G's
+    BatchNorm running statistics) of one process stepping batches of 16: every rank draws the
+    whole batch from one stream and keeps its half, and BatchNorm normalises over both."""
+    import numpy as np
+    import torch.multiprocessing as mp
+
+    from components.train.gan import GanFamily
+    from tests.conftest import smoke_train
+
+    mp.spawn(_equal_rank, args=(_free_port(), tmp_path), nprocs=2)
+    single = _equal_family(GanFamily, smoke_train, np, 0, 1)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in single.G.modules())
+    for step in range(4):
+        single.step(step)
+    ranks = [torch.load(tmp_path / f"{r}.pt", weights_only=True) for r in (0, 1)]
+    for name, module in single.modules().items():
+        for key, want in module.state_dict().items():
+            for state in ranks:
+                torch.testing.assert_close(state[name][key], want, rtol=1e-4, atol=1e-5)
+
+
+def _bn_rank(rank: int, port: int, out: Path) -> None:
+    """GlobalBatchNorm on this rank's half of a fixed batch: output, grads, running stats."""
+    import torch.distributed as dist
+
+    from components.train.loop import GlobalBatchNorm
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        x, w = _bn_inputs()
+        bn = GlobalBatchNorm(3)
+        bn.weight.data.copy_(w)
+        mine = x[rank * 4 : (rank + 1) * 4].clone().requires_grad_(True)
+        y = bn(mine)
+        (y * torch.arange(y.numel()).view_as(y)).sum().backward()
+        torch.save(
+            {"y": y, "dx": mine.grad, "dw": bn.weight.grad, **bn.state_dict()}, out / f"{rank}.pt"
+        )
+    finally:
+        dist.destroy_process_group()
+
+
+def _bn_inputs():
+    gen = torch.Generator().manual_seed(0)
+    return torch.randn(8, 3, 5, 5, generator=gen) * 3 + 1, torch.rand(3, generator=gen) + 0.5
+
+
+def test_global_batchnorm_over_two_ranks_is_batchnorm_over_the_whole_batch(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_bn_rank, args=(_free_port(), tmp_path), nprocs=2)
+    x, w = _bn_inputs()
+    bn = torch.nn.BatchNorm2d(3)
+    bn.weight.data.copy_(w)
+    x = x.clone().requires_grad_(True)
+    y = bn(x)
+    (y * torch.cat([torch.arange(y[:4].numel())] * 2).view_as(y)).sum().backward()
+    ranks = [torch.load(tmp_path / f"{r}.pt", weights_only=True) for r in (0, 1)]
+    torch.testing.assert_close(torch.cat([r["y"] for r in ranks]), y.detach())
+    torch.testing.assert_close(torch.cat([r["dx"] for r in ranks]), x.grad)
+    dw = ranks[0]["dw"] + ranks[1]["dw"]  # what DDP's all-reduce of parameter grads adds up
+    torch.testing.assert_close(dw, bn.weight.grad, rtol=1e-5, atol=1e-5)
+    for key, want in bn.state_dict().items():
+        for state in ranks:
+            torch.testing.assert_close(state[key], want)
 
 
 def test_probe_networks_are_cached_per_seed(tmp_path):
