@@ -82,32 +82,6 @@ def test_pure_noise_scores_worst():
         assert bad[key] < min(good[key], half[key]), key
 
 
-def test_no_metric_depends_on_the_batch_size(tmp_path, smoke_params):
-    """The whole evaluation (generation, features, metrics) at two batch sizes."""
-    from components.dataset import load_dataset
-    from components.evaluate import evaluate
-    from components.evaluate.features import train_classifier
-    from components.ingest import run as ingest_run
-    from components.layout import Layout
-    from components.models import Generator
-
-    layout = Layout(tmp_path)
-    ingest_run(smoke_params.ingest.model_copy(update={"source": "digits"}), layout)
-    data = load_dataset(layout)
-    torch.manual_seed(0)
-    G = Generator(16, 10, 1, 28, 32).eval()
-    x, y = data.split("train")
-    net = train_classifier(x[:300], y[:300], 10, 1, seed=0)
-    cfg = smoke_params.evaluate.model_copy(
-        update={"n_samples": 120, "kid_subset_size": 50, "classifier_epochs": 1}
-    )
-    small, _ = evaluate(cfg, data, G, net, batch=7)
-    large, _ = evaluate(cfg, data, G, net, batch=1000)
-    assert set(small) == set(large)
-    for key in small:
-        assert small[key] == pytest.approx(large[key], rel=1e-6, abs=1e-9), key
-
-
 def _digits_eval(tmp_path, smoke_params):
     """(cfg, data, G, net) for a small evaluation of an untrained G on bundled digits."""
     from components.dataset import load_dataset
@@ -127,6 +101,18 @@ def _digits_eval(tmp_path, smoke_params):
         update={"n_samples": 120, "kid_subset_size": 50, "classifier_epochs": 1}
     )
     return cfg, data, G, net
+
+
+def test_no_metric_depends_on_the_batch_size(tmp_path, smoke_params):
+    """The whole evaluation (generation, features, metrics) at two batch sizes."""
+    from components.evaluate import evaluate
+
+    cfg, data, G, net = _digits_eval(tmp_path, smoke_params)
+    small, _ = evaluate(cfg, data, G, net, batch=7)
+    large, _ = evaluate(cfg, data, G, net, batch=1000)
+    assert set(small) == set(large)
+    for key in small:
+        assert small[key] == pytest.approx(large[key], rel=1e-6, abs=1e-9), key
 
 
 def test_floors_are_cached_per_dataset_and_settings(tmp_path, smoke_params):
