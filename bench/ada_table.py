@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,8 @@ METHODS = {
     "ada": ["train.reg.diffaugment=", "train.reg.ada=true"],
 }
 TEST_FRACTION = 0.2
+# the ganops of this interpreter's environment, so the bench runs without activating it
+GANOPS = shutil.which("ganops", path=str(Path(sys.executable).parent)) or "ganops"
 
 
 def subset(out: Path, n_train: int) -> Path:
@@ -65,7 +68,7 @@ def cell(out: Path, data: Path, method: str, seed: int, kimg: float, n: int) -> 
     params = Path(__file__).resolve().parent.parent / "params.yaml"
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}"}
     for stage in ("ingest", "validate", "train", "evaluate"):
-        args = ["ganops", "stage", stage, "--params", str(params)]
+        args = [GANOPS, "stage", stage, "--params", str(params)]
         for o in overrides:
             args += ["--set", o]
         log = folder / f"{stage}.log"
