@@ -8,7 +8,9 @@ overrides printed) in OUT/<size>-<method>-s<seed>/, one after the other (one tor
 time: two share 2 cores badly). The subsets keep every class in proportion; their test split
 (ingest.test_fraction) is what fid and its floor are measured on, the same images for every
 method and seed of a size. Prints one JSON line per cell, then a Markdown table of mean ± spread
-(half the range over seeds); OUT/ada_table.json keeps every cell.
+(half the range over seeds); OUT/ada_table.json keeps every cell and OUT/ada_p.png draws ADA's p
+and r_t against kimg for every ADA cell (from each cell's reports/train_log.csv; the same values
+are in its MLflow run). `--plot` redraws that picture from the cells already in OUT.
 """
 
 from __future__ import annotations
@@ -96,6 +98,38 @@ def cell(out: Path, data: Path, method: str, seed: int, kimg: float, n: int) -> 
     }
 
 
+def plot_p(out: Path) -> Path | None:
+    """OUT/ada_p.png: p and r_t per kimg of every ADA cell, one panel per training-set size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    logs = sorted(out.glob("*-ada-s*/reports/train_log.csv"))
+    if not logs:
+        return None
+    sizes = sorted({int(p.parts[-3].split("-")[0]) for p in logs})
+    fig, axes = plt.subplots(1, len(sizes), figsize=(5 * len(sizes), 3.6), squeeze=False)
+    for ax, n in zip(axes[0], sizes, strict=True):
+        for i, log in enumerate(p for p in logs if p.parts[-3].startswith(f"{n}-")):
+            df = pd.read_csv(log)
+            seed = log.parts[-3].rsplit("-s", 1)[1]
+            ax.plot(df["kimg"], df["ada_p"], color=f"C{i}", label=f"p, seed {seed}")
+            ax.plot(df["kimg"], df["ada_r_t"], color=f"C{i}", ls=":", alpha=0.6)
+        ax.axhline(0.6, color="grey", lw=0.8, ls="--")
+        ax.set(title=f"{n} training images (dotted: r_t; dashed: target 0.6)", xlabel="kimg")
+        ax.set_ylim(-0.05, 1.05)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = out / "ada_p.png"
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path)
@@ -103,7 +137,11 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[500, 1000])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--plot", action="store_true", help="only redraw OUT/ada_p.png")
     args = parser.parse_args()
+    if args.plot:
+        print(plot_p(args.out) or f"no ADA cell in {args.out}")
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for n in args.sizes:
@@ -121,6 +159,7 @@ def main() -> None:
             r = np.array([x["fid_ratio"] for x in rows if x["n"] == n and x["method"] == method])
             cells.append(f"{r.mean():.2f} ± {(r.max() - r.min()) / 2:.2f}")
         print(f"| {n} | {' | '.join(cells)} |")
+    plot_p(args.out)
 
 
 if __name__ == "__main__":
