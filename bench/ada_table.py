@@ -1,7 +1,7 @@
 """Small data: fid / fid_floor at equal kimg with no augmentation, DiffAugment and ADA, on 500
 and 1,000 real training images (stratified subsets of MNIST-5k), three seeds each.
 
-    python bench/ada_table.py OUT [--kimg 40] [--sizes 500 1000] [--seeds 0 1 2]
+    python bench/ada_table.py OUT [--kimg 40] [--sizes 500 1000] [--seeds 0 1 2] [--set KEY=VALUE]
 
 Each cell runs the real train and evaluate stages (`ganops stage ...`, params.yaml plus the
 overrides printed) in OUT/<size>-<method>-s<seed>/, one after the other (one torch process at a
@@ -52,7 +52,9 @@ def subset(out: Path, n_train: int) -> Path:
     return path
 
 
-def cell(out: Path, data: Path, method: str, seed: int, kimg: float, n: int) -> dict:
+def cell(
+    out: Path, data: Path, method: str, seed: int, kimg: float, n: int, extra: list[str]
+) -> dict:
     folder = out / f"{n}-{method}-s{seed}"
     folder.mkdir(parents=True, exist_ok=True)
     overrides = [
@@ -66,6 +68,7 @@ def cell(out: Path, data: Path, method: str, seed: int, kimg: float, n: int) -> 
         f"train.ckpt_every_kimg={kimg}",
         "evaluate.metrics=[fid,cond_acc]",
         *METHODS[method],
+        *extra,
     ]
     params = Path(__file__).resolve().parent.parent / "params.yaml"
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}"}
@@ -137,6 +140,13 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[500, 1000])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="one more override, every cell",
+    )
     parser.add_argument("--plot", action="store_true", help="only redraw OUT/ada_p.png")
     args = parser.parse_args()
     if args.plot:
@@ -148,7 +158,7 @@ def main() -> None:
         data = subset(args.out, n)
         for method in args.methods:
             for seed in args.seeds:
-                rows.append(cell(args.out, data, method, seed, args.kimg, n))
+                rows.append(cell(args.out, data, method, seed, args.kimg, n, args.set))
                 print(json.dumps(rows[-1]), flush=True)
                 (args.out / "ada_table.json").write_text(json.dumps(rows, indent=1))
     print(f"\n| train images | {' | '.join(args.methods)} |")
