@@ -16,6 +16,7 @@ are in its MLflow run). `--plot` redraws that picture from the cells already in 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import shutil
@@ -98,12 +99,15 @@ def cell(
         "fid_ratio": metrics["fid"] / metrics["fid_floor"],
         "cond_acc": metrics.get("cond_acc"),
         "final_p": p,
+        "overrides": extra,  # the --set on top of params.yaml and the method's own
     }
 
 
 def plot_p(out: Path) -> Path | None:
     """OUT/ada_p.png: p and r_t per kimg of every ADA cell, one panel per training-set size."""
     import matplotlib
+
+    from components.layout import atomic_write_bytes
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -125,11 +129,11 @@ def plot_p(out: Path) -> Path | None:
         ax.set_ylim(-0.05, 1.05)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    path = out / "ada_p.png"
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
-    tmp.replace(path)
+    path = out / "ada_p.png"
+    atomic_write_bytes(path, buf.getvalue())
     return path
 
 
