@@ -141,11 +141,11 @@ def tstr(p: Pair) -> dict[str, float]:
     """Train on the candidate images (synthetic, or real for the floor: TRTR), test on real.
     At most TSTR_IMAGES candidates (a seeded random subset) are trained on, so its time stops
     growing with n; at n <= TSTR_IMAGES (the default 1000) every candidate is used."""
-    from components.evaluate.features import predict, train_classifier
+    from components.evaluate.features import predict, seeded_subset, train_classifier
 
     images, labels = p.other.images, p.other.labels
-    if len(labels) > TSTR_IMAGES:
-        keep = np.sort(np.random.default_rng(p.seed).choice(len(labels), TSTR_IMAGES, False))
+    keep = seeded_subset(np.arange(len(labels)), TSTR_IMAGES, p.seed)
+    if len(keep) < len(labels):
         images, labels = images[keep], labels[keep]
     clf = train_classifier(images, labels, p.num_classes, p.classifier_epochs, seed=p.seed)
     return {"tstr": float((predict(clf, p.real.images)[1].numpy() == p.real.labels).mean())}

@@ -44,7 +44,13 @@ import torch
 from components.config import EvaluateConfig
 from components.dataset import Dataset, load_dataset
 from components.errors import DataError
-from components.evaluate.features import EVAL_NET_SEED, Classifier, feature_net, predict
+from components.evaluate.features import (
+    EVAL_NET_SEED,
+    Classifier,
+    feature_net,
+    predict,
+    seeded_subset,
+)
 from components.evaluate.metrics import Pair, Side, compute
 from components.layout import Layout, read_json
 
@@ -132,9 +138,7 @@ def load_or_train_domain_net(cfg: EvaluateConfig, layout: Layout, data: Dataset)
         x, y = data.domain(d, "train")
         # unlabelled rows of a labelled domain have no output to learn: left out
         keep = np.flatnonzero(y >= 0) if labelled[d] else np.arange(len(y))
-        if len(keep) > NET_IMAGES:
-            rng = np.random.default_rng(EVAL_NET_SEED)
-            keep = np.sort(rng.choice(keep, NET_IMAGES, replace=False))
+        keep = seeded_subset(keep, NET_IMAGES, EVAL_NET_SEED)
         images.append(match_channels(x[keep], channels))
         joint.append(slots[d][y[keep]] if labelled[d] else np.full(len(keep), slots[d][0]))
     key = f"{data.manifest['content_hash'][:16]}-translation-n{NET_IMAGES}-e{cfg.classifier_epochs}"

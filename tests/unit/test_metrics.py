@@ -160,6 +160,45 @@ def test_tstr_trains_on_at_most_tstr_images(monkeypatch):
     assert seen == [30] and 0.0 <= value <= 1.0
 
 
+def test_seeded_subset_bounds_a_training_set():
+    """At most `cap` of the given indices, seeded, sorted; all of them when under the cap."""
+    from components.evaluate.features import seeded_subset
+
+    keep = np.arange(3, 40, 2)  # 19 indices
+    assert seeded_subset(keep, 19, seed=0) is keep
+    first, again, other = (seeded_subset(keep, 7, seed=s) for s in (0, 0, 1))
+    assert len(first) == 7 and set(first) <= set(keep) and list(first) == sorted(set(first))
+    assert np.array_equal(first, again) and not np.array_equal(first, other)
+
+
+def test_feature_net_trains_on_at_most_feature_net_images(tmp_path, smoke_params, monkeypatch):
+    """A data set above FEATURE_NET_IMAGES train images: the evaluation net learns from a
+    seeded subset of that size, once; the next evaluation reads it back from the cache."""
+    from components.dataset import load_dataset
+    from components.evaluate import features
+    from components.ingest import run as ingest_run
+    from components.layout import Layout
+
+    layout = Layout(tmp_path)
+    ingest_run(smoke_params.ingest.model_copy(update={"source": "digits"}), layout)
+    data = load_dataset(layout)
+    assert len(data.split("train")[0]) > 100
+    seen = []
+    train = features.train_classifier
+    monkeypatch.setattr(features, "FEATURE_NET_IMAGES", 100)
+    monkeypatch.setattr(
+        features,
+        "train_classifier",
+        lambda x, y, *a, **k: seen.append(len(x)) or train(x, y, *a, **k),
+    )
+    cfg = smoke_params.evaluate.model_copy(update={"classifier_epochs": 1})
+    net, acc = features.load_or_train_classifier(cfg, layout, data)
+    again, acc_again = features.load_or_train_classifier(cfg, layout, data)
+    assert seen == [100] and acc == acc_again and 0.0 <= acc <= 1.0
+    for a, b in zip(net.state_dict().values(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
 def test_predict_gives_the_nets_own_features():
     """predict runs an NHWC copy of the net: the same features and labels, the net untouched."""
     from components.evaluate.features import Classifier, predict
