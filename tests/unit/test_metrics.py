@@ -82,17 +82,37 @@ def test_pure_noise_scores_worst():
         assert bad[key] < min(good[key], half[key]), key
 
 
-def _digits_eval(tmp_path, smoke_params):
-    """(cfg, data, G, net) for a small evaluation of an untrained G on bundled digits."""
+def _digits_data(tmp_path, smoke_params):
+    """(layout, dataset) of the bundled digits, ingested into tmp_path."""
     from components.dataset import load_dataset
-    from components.evaluate.features import train_classifier
     from components.ingest import run as ingest_run
     from components.layout import Layout
-    from components.models import Generator
 
     layout = Layout(tmp_path)
     ingest_run(smoke_params.ingest.model_copy(update={"source": "digits"}), layout)
-    data = load_dataset(layout)
+    return layout, load_dataset(layout)
+
+
+def _training_set_sizes(monkeypatch) -> list[int]:
+    """A list that records the number of images of every train_classifier call from now on."""
+    from components.evaluate import features
+
+    seen: list[int] = []
+    train = features.train_classifier
+    monkeypatch.setattr(
+        features,
+        "train_classifier",
+        lambda x, y, *a, **k: seen.append(len(x)) or train(x, y, *a, **k),
+    )
+    return seen
+
+
+def _digits_eval(tmp_path, smoke_params):
+    """(cfg, data, G, net) for a small evaluation of an untrained G on bundled digits."""
+    from components.evaluate.features import train_classifier
+    from components.models import Generator
+
+    _layout, data = _digits_data(tmp_path, smoke_params)
     torch.manual_seed(0)
     G = Generator(16, 10, 1, 28, 32).eval()
     x, y = data.split("train")
@@ -142,16 +162,10 @@ def test_floors_are_cached_per_dataset_and_settings(tmp_path, smoke_params):
 
 def test_tstr_trains_on_at_most_tstr_images(monkeypatch):
     """Above TSTR_IMAGES candidates, TSTR trains on a seeded subset of that size."""
-    from components.evaluate import features, metrics
+    from components.evaluate import metrics
 
-    seen = []
-    train = features.train_classifier
     monkeypatch.setattr(metrics, "TSTR_IMAGES", 30)
-    monkeypatch.setattr(
-        features,
-        "train_classifier",
-        lambda x, y, *a, **k: seen.append(len(x)) or train(x, y, *a, **k),
-    )
+    seen = _training_set_sizes(monkeypatch)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 255, (50, 1, 28, 28), dtype=np.uint8)
     labels = np.arange(50) % 2
@@ -174,23 +188,12 @@ def test_seeded_subset_bounds_a_training_set():
 def test_feature_net_trains_on_at_most_feature_net_images(tmp_path, smoke_params, monkeypatch):
     """A data set above FEATURE_NET_IMAGES train images: the evaluation net learns from a
     seeded subset of that size, once; the next evaluation reads it back from the cache."""
-    from components.dataset import load_dataset
     from components.evaluate import features
-    from components.ingest import run as ingest_run
-    from components.layout import Layout
 
-    layout = Layout(tmp_path)
-    ingest_run(smoke_params.ingest.model_copy(update={"source": "digits"}), layout)
-    data = load_dataset(layout)
+    layout, data = _digits_data(tmp_path, smoke_params)
     assert len(data.split("train")[0]) > 100
-    seen = []
-    train = features.train_classifier
     monkeypatch.setattr(features, "FEATURE_NET_IMAGES", 100)
-    monkeypatch.setattr(
-        features,
-        "train_classifier",
-        lambda x, y, *a, **k: seen.append(len(x)) or train(x, y, *a, **k),
-    )
+    seen = _training_set_sizes(monkeypatch)
     cfg = smoke_params.evaluate.model_copy(update={"classifier_epochs": 1})
     net, acc = features.load_or_train_classifier(cfg, layout, data)
     again, acc_again = features.load_or_train_classifier(cfg, layout, data)
