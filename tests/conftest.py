@@ -36,6 +36,22 @@ def smoke_params():
     return load_params(SMOKE)
 
 
+@pytest.fixture
+def training_set_sizes(monkeypatch) -> list[int]:
+    """A list that records the number of images of every train_classifier call in the test
+    (the feature nets of evaluate, the training probes and TSTR all train through it)."""
+    from components.evaluate import features
+
+    seen: list[int] = []
+    fit = features.train_classifier
+    monkeypatch.setattr(
+        features,
+        "train_classifier",
+        lambda x, y, *a, **k: seen.append(len(x)) or fit(x, y, *a, **k),
+    )
+    return seen
+
+
 def smoke_train(*overrides: str):
     """The smoke profile's train config with `train.KEY=VALUE` overrides, checked like --set."""
     from components.config import load_params

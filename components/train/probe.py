@@ -28,14 +28,24 @@ class Probe:
         n: int = 1000,
         seed: int = 0,
     ):
-        from components.evaluate.features import feature_net, predict
+        from components.evaluate.features import (
+            FEATURE_NET_IMAGES,
+            feature_net,
+            predict,
+            seeded_subset,
+        )
         from components.seeds import probe_latent_seeds
 
         self.num_classes = num_classes
         rng = np.random.default_rng(seed)
         idx = np.sort(rng.choice(len(images), min(n, len(images)), replace=False))
-        key = f"probe-{data_hash[:16]}-e{PROBE_EPOCHS}-s{seed}.safetensors"
-        self.net = feature_net(images, labels, num_classes, PROBE_EPOCHS, seed, cache / key)
+        # the probe net learns from at most FEATURE_NET_IMAGES train images, as evaluate's does
+        learn = seeded_subset(np.arange(len(images)), FEATURE_NET_IMAGES, seed)
+        key = f"probe-{data_hash[:16]}-m{FEATURE_NET_IMAGES}-e{PROBE_EPOCHS}-s{seed}.safetensors"
+        self.net = feature_net(
+            images[learn], labels[learn] if num_classes else None, num_classes, PROBE_EPOCHS,
+            seed, cache / key,
+        )  # fmt: skip
         self.ref_feats, _ = predict(self.net, np.ascontiguousarray(images[idx]))
         self.ref_spread = self._spread(self.ref_feats)
         self.labels = torch.as_tensor(labels[idx]) if num_classes else None
@@ -93,7 +103,12 @@ class TranslationProbe:
     spread over input spread). probe_fid, the mean over directions, picks the best state."""
 
     def __init__(self, data, cache: Path, data_hash: str, n: int = 500, seed: int = 0):
-        from components.evaluate.features import feature_net, predict
+        from components.evaluate.features import (
+            FEATURE_NET_IMAGES,
+            feature_net,
+            predict,
+            seeded_subset,
+        )
 
         a, _ = data.domain("A", "train")
         b, _ = data.domain("B", "train")
@@ -108,9 +123,12 @@ class TranslationProbe:
             "A": np.ascontiguousarray(a[pick["A"]]),
             "B": np.ascontiguousarray(b[pick["B"]]),
         }
+        # the domain net learns from at most FEATURE_NET_IMAGES train images per domain
+        a, b = (x[seeded_subset(np.arange(len(x)), FEATURE_NET_IMAGES, seed)] for x in (a, b))
         both = np.concatenate([common_channels(a, c), common_channels(b, c)])
         domain = np.concatenate([np.zeros(len(a), np.int64), np.ones(len(b), np.int64)])
-        key = f"probe-domains-{data_hash[:16]}-e{PROBE_EPOCHS}-s{seed}.safetensors"
+        key = f"probe-domains-{data_hash[:16]}-m{FEATURE_NET_IMAGES}-e{PROBE_EPOCHS}-s{seed}"
+        key += ".safetensors"
         self.net = feature_net(both, domain, 2, PROBE_EPOCHS, seed, cache / key)
         self.common = c
         self.ref_feats = {

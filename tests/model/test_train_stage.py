@@ -438,3 +438,35 @@ def test_probe_networks_are_cached_per_seed(tmp_path):
     assert any(not torch.equal(first[k], second[k]) for k in first)
     again = Probe(images, labels, 4, 8, tmp_path, "hash", n=32, seed=1).net.state_dict()
     assert all(torch.equal(again[k], second[k]) for k in again)
+
+
+def test_probe_nets_learn_from_at_most_feature_net_images(
+    tmp_path, smoke_params, monkeypatch, training_set_sizes
+):
+    """Above FEATURE_NET_IMAGES train images (per domain for translation), both training probes'
+    nets learn from a seeded subset of that size, as evaluate's does: a 50k-image data set does
+    not make every training run fit its probe on all of them first."""
+    from components.dataset import load_dataset
+    from components.evaluate import features
+    from components.train.probe import Probe, TranslationProbe
+
+    monkeypatch.setattr(features, "FEATURE_NET_IMAGES", 100)
+    seen: list[int] = []
+    fit = features.train_classifier
+    monkeypatch.setattr(
+        features,
+        "train_classifier",
+        lambda x, y, *a, **k: seen.append(len(x)) or fit(x, y, *a, **k),
+    )
+    for source in ("digits", "mnist2digits"):
+        layout = Layout(tmp_path / source)
+        ingest.run(smoke_params.ingest.model_copy(update={"source": source}), layout)
+        data = load_dataset(layout)
+        if source == "digits":
+            images, labels = data.split("train")
+            assert len(images) > 100
+            Probe(images, labels, 10, 8, layout.classifier_cache, "hash", n=32)
+        else:
+            assert min(len(data.domain(d, "train")[0]) for d in "AB") > 100
+            TranslationProbe(data, layout.classifier_cache, "hash", n=32)
+    assert seen == [100, 200]  # digits: 100; mnist2digits: 100 per domain

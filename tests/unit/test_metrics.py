@@ -93,20 +93,6 @@ def _digits_data(tmp_path, smoke_params):
     return layout, load_dataset(layout)
 
 
-def _training_set_sizes(monkeypatch) -> list[int]:
-    """A list that records the number of images of every train_classifier call from now on."""
-    from components.evaluate import features
-
-    seen: list[int] = []
-    train = features.train_classifier
-    monkeypatch.setattr(
-        features,
-        "train_classifier",
-        lambda x, y, *a, **k: seen.append(len(x)) or train(x, y, *a, **k),
-    )
-    return seen
-
-
 def _digits_eval(tmp_path, smoke_params):
     """(cfg, data, G, net) for a small evaluation of an untrained G on bundled digits."""
     from components.evaluate.features import train_classifier
@@ -160,12 +146,12 @@ def test_floors_are_cached_per_dataset_and_settings(tmp_path, smoke_params):
     assert len(list(cache.iterdir())) == 2
 
 
-def test_tstr_trains_on_at_most_tstr_images(monkeypatch):
+def test_tstr_trains_on_at_most_tstr_images(monkeypatch, training_set_sizes):
     """Above TSTR_IMAGES candidates, TSTR trains on a seeded subset of that size."""
     from components.evaluate import metrics
 
     monkeypatch.setattr(metrics, "TSTR_IMAGES", 30)
-    seen = _training_set_sizes(monkeypatch)
+    seen = training_set_sizes
     rng = np.random.default_rng(0)
     images = rng.integers(0, 255, (50, 1, 28, 28), dtype=np.uint8)
     labels = np.arange(50) % 2
@@ -185,7 +171,9 @@ def test_seeded_subset_bounds_a_training_set():
     assert np.array_equal(first, again) and not np.array_equal(first, other)
 
 
-def test_feature_net_trains_on_at_most_feature_net_images(tmp_path, smoke_params, monkeypatch):
+def test_feature_net_trains_on_at_most_feature_net_images(
+    tmp_path, smoke_params, monkeypatch, training_set_sizes
+):
     """A data set above FEATURE_NET_IMAGES train images: the evaluation net learns from a
     seeded subset of that size, once; the next evaluation reads it back from the cache."""
     from components.evaluate import features
@@ -193,7 +181,7 @@ def test_feature_net_trains_on_at_most_feature_net_images(tmp_path, smoke_params
     layout, data = _digits_data(tmp_path, smoke_params)
     assert len(data.split("train")[0]) > 100
     monkeypatch.setattr(features, "FEATURE_NET_IMAGES", 100)
-    seen = _training_set_sizes(monkeypatch)
+    seen = training_set_sizes
     cfg = smoke_params.evaluate.model_copy(update={"classifier_epochs": 1})
     net, acc = features.load_or_train_classifier(cfg, layout, data)
     again, acc_again = features.load_or_train_classifier(cfg, layout, data)
@@ -203,7 +191,8 @@ def test_feature_net_trains_on_at_most_feature_net_images(tmp_path, smoke_params
 
 
 def test_predict_gives_the_nets_own_features():
-    """predict runs an NHWC copy of the net: the same features and labels, the net untouched."""
+    """predict runs an NHWC copy of the net with BatchNorm folded into the convs: the same
+    features and labels, the net untouched."""
     from components.evaluate.features import Classifier, predict
 
     torch.manual_seed(0)
