@@ -61,6 +61,22 @@ def test_dropping_half_the_classes_loses_coverage_and_modes():
     assert half["fid"] > full["fid"]
 
 
+def test_a_reference_sides_knn_radii_are_reused_not_stale():
+    """PRDC keeps each side's k-NN radii (the test set's serve G's metrics and the floor's):
+    the second and third comparisons against one reference side equal those of fresh sides,
+    and another k gets its own radii."""
+    ref, fake, train = clusters(seed=0), clusters(seed=1, spread=1.0), clusters(seed=2)
+    first = compute(["prdc"], pair(ref, fake))
+    floor = compute(["prdc"], pair(ref, train))
+    assert set(ref.radii) == {3}
+    assert floor == compute(["prdc"], pair(clusters(seed=0), clusters(seed=2)))
+    assert first == compute(["prdc"], pair(ref, fake))
+    k5 = compute(["prdc"], Pair(ref, train, num_classes=10, nearest_k=5))
+    assert set(ref.radii) == {3, 5}
+    assert k5 == compute(["prdc"], Pair(clusters(seed=0), clusters(seed=2), nearest_k=5))
+    assert k5 != floor
+
+
 def test_pure_noise_scores_worst():
     real = clusters(seed=0)
     rng = np.random.default_rng(2)
