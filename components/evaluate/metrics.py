@@ -80,7 +80,10 @@ def fid(p: Pair) -> dict[str, float]:
 
 
 def kid(p: Pair) -> dict[str, float]:
-    """Kernel inception distance: unbiased polynomial-kernel MMD² (torchmetrics), subset mean."""
+    """Kernel inception distance: unbiased polynomial-kernel MMD² (torchmetrics), its mean and
+    standard deviation over random subsets. Unbiased, so it can fall below 0 when the two sets
+    are close; kid_std says how far from 0 a value must be to mean anything (the kernel grows
+    with the cube of the features' scale, so KIDs compare within one feature space only)."""
     import warnings
 
     from torchmetrics.image.kid import KernelInceptionDistance
@@ -94,8 +97,8 @@ def kid(p: Pair) -> dict[str, float]:
         )
     metric.update(p.real.feats.double(), real=True)
     metric.update(p.other.feats.double(), real=False)
-    mean, _std = metric.compute()
-    return {"kid": float(mean)}
+    mean, std = metric.compute()
+    return {"kid": float(mean), "kid_std": float(std)}
 
 
 def prdc(p: Pair) -> dict[str, float]:

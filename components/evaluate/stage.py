@@ -92,15 +92,15 @@ def evaluate(
         "classifier_epochs": cfg.classifier_epochs,
     }
     metrics: dict = {"n": n, "seed": cfg.seed}
-    metrics.update(compute(list(cfg.metrics), Pair(sets["test"], sets["generated"], **common)))
+    own = compute(list(cfg.metrics), Pair(sets["test"], sets["generated"], **common))
+    metrics.update(own)
     key = "-".join(
         [data.manifest["content_hash"][:16], "floor", f"n{n}", *map(str, common.values())]
         + sorted(cfg.metrics)
     )
     path = floor_cache / f"{key}-s{EVAL_NET_SEED}.json" if floor_cache else None
-    if path is not None and path.is_file():
-        floor = read_json(path)
-    else:
+    floor = read_json(path) if path is not None and path.is_file() else None
+    if floor is None or set(floor) != set(own):  # none yet, or from a ganops with other keys
         floor = compute(list(cfg.metrics), Pair(sets["test"], sets["train"], **common))
         if path is not None:
             write_json(path, floor)

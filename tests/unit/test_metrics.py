@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -37,9 +39,12 @@ def test_identical_sets_are_indistinguishable():
     assert s["modes_covered"] == 10 and s["mode_kl"] == pytest.approx(0.0, abs=1e-9)
     # KID is unbiased, so identical sets scatter around 0, far below a real gap
     g = torch.randn(600, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    same = compute(["kid"], pair(Side(None, g), Side(None, g)))["kid"]
-    shifted = compute(["kid"], pair(Side(None, g), Side(None, g + 1.0)))["kid"]
-    assert abs(same) < 0.02 * shifted
+    same = compute(["kid"], pair(Side(None, g), Side(None, g)))
+    shifted = compute(["kid"], pair(Side(None, g), Side(None, g + 1.0)))
+    assert abs(same["kid"]) < 0.02 * shifted["kid"]
+    # kid_std, its spread over subsets, tells the two apart: 0 within it, the shift far outside
+    assert same["kid_std"] > 0 and abs(same["kid"]) < 3 * same["kid_std"]
+    assert shifted["kid"] > 10 * shifted["kid_std"]
 
 
 def test_fid_matches_closed_form_for_gaussians():
@@ -156,8 +161,14 @@ def test_floors_are_cached_per_dataset_and_settings(tmp_path, smoke_params):
         assert first[key] == pytest.approx(fresh[key], rel=1e-6, abs=1e-9), key
         assert second[key] == first[key], key
     assert second["fid"] != first["fid"]  # G's own metrics are never cached
-    entry.write_text(entry.read_text().replace('"fid":', '"fid": 12345.0, "x":', 1))
+    cached = json.loads(entry.read_text())
+    entry.write_text(json.dumps(cached | {"fid": 12345.0}))
     assert evaluate(cfg, data, G, net, floor_cache=cache)[0]["fid_floor"] == 12345.0
+    # an entry without a key G's metrics have (an older ganops wrote it) is computed afresh
+    entry.write_text(json.dumps({k: v for k, v in cached.items() if k != "kid_std"}))
+    again, _ = evaluate(cfg, data, G, net, floor_cache=cache)
+    assert again["kid_std_floor"] == first["kid_std_floor"]
+    assert again["fid_floor"] == first["fid_floor"] and json.loads(entry.read_text()) == cached
     evaluate(cfg.model_copy(update={"nearest_k": 4}), data, G, net, floor_cache=cache)
     assert len(list(cache.iterdir())) == 2
 
