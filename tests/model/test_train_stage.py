@@ -451,13 +451,7 @@ def test_probe_nets_learn_from_at_most_feature_net_images(
     from components.train.probe import Probe, TranslationProbe
 
     monkeypatch.setattr(features, "FEATURE_NET_IMAGES", 100)
-    seen: list[int] = []
-    fit = features.train_classifier
-    monkeypatch.setattr(
-        features,
-        "train_classifier",
-        lambda x, y, *a, **k: seen.append(len(x)) or fit(x, y, *a, **k),
-    )
+    seen = training_set_sizes
     for source in ("digits", "mnist2digits"):
         layout = Layout(tmp_path / source)
         ingest.run(smoke_params.ingest.model_copy(update={"source": source}), layout)
