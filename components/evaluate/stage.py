@@ -15,6 +15,8 @@ import torch
 
 from components.config import EvaluateConfig
 from components.dataset import Dataset, load_dataset
+from components.evaluate import features
+from components.evaluate import metrics as metrics_module
 from components.evaluate.features import (
     BATCH,
     EVAL_NET_SEED,
@@ -94,8 +96,11 @@ def evaluate(
     metrics: dict = {"n": n, "seed": cfg.seed}
     own = compute(list(cfg.metrics), Pair(sets["test"], sets["generated"], **common))
     metrics.update(own)
+    # keyed by everything a floor depends on: data, settings, the feature net's and TSTR's caps
+    caps = [f"m{features.FEATURE_NET_IMAGES}", f"t{metrics_module.TSTR_IMAGES}"]
     key = "-".join(
         [data.manifest["content_hash"][:16], "floor", f"n{n}", *map(str, common.values())]
+        + caps
         + sorted(cfg.metrics)
     )
     path = floor_cache / f"{key}-s{EVAL_NET_SEED}.json" if floor_cache else None

@@ -142,9 +142,9 @@ def test_no_metric_depends_on_the_batch_size(tmp_path, smoke_params):
         assert small[key] == pytest.approx(large[key], rel=1e-6, abs=1e-9), key
 
 
-def test_floors_are_cached_per_dataset_and_settings(tmp_path, smoke_params):
+def test_floors_are_cached_per_dataset_and_settings(tmp_path, smoke_params, monkeypatch):
     """The real-vs-real floors do not depend on G: computed once, then read back unchanged;
-    other settings get their own entry."""
+    other settings and caps get their own entry."""
     from components.evaluate import evaluate
 
     cfg, data, G, net = _digits_eval(tmp_path, smoke_params)
@@ -171,6 +171,14 @@ def test_floors_are_cached_per_dataset_and_settings(tmp_path, smoke_params):
     assert again["fid_floor"] == first["fid_floor"] and json.loads(entry.read_text()) == cached
     evaluate(cfg.model_copy(update={"nearest_k": 4}), data, G, net, floor_cache=cache)
     assert len(list(cache.iterdir())) == 2
+    # the caps on the feature net's and TSTR's training sets are part of the key too
+    from components.evaluate import features, metrics
+
+    monkeypatch.setattr(metrics, "TSTR_IMAGES", 50)
+    evaluate(cfg, data, G, net, floor_cache=cache)
+    monkeypatch.setattr(features, "FEATURE_NET_IMAGES", 50)
+    evaluate(cfg, data, G, net, floor_cache=cache)
+    assert len(list(cache.iterdir())) == 4
 
 
 def test_tstr_trains_on_at_most_tstr_images(monkeypatch, training_set_sizes):
