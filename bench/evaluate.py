@@ -8,7 +8,8 @@ evaluate stage's own scoring (`components.evaluate.stage.evaluate`: n test vs n 
 metric with its real-vs-real floor) twice: cold (floors computed) and warm (floors read back from
 the per-dataset cache, as every later evaluation of the same data version does). The feature net
 is trained once per dataset version and cached; its time is the first line, and the line before
-the total adds it to the cold scoring: what a first `ganops evaluate` of a new data version costs.
+the total adds it to the cold scoring: the compute of a first `ganops evaluate` of a new data
+version (the command adds process start, imports, the net's test accuracy, pictures, MLflow).
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def main() -> None:
         timed(f"metric {name}", lambda fn=fn: fn(pair))
     cold = stage_times(net, G, real_x, real_y, args.epochs)
     first = SECONDS[net_step] + SECONDS[cold]
-    print(json.dumps({"step": "first evaluation of a data version (net + cold)", "seconds": first}))
+    print(json.dumps({"step": "feature net + cold scoring", "seconds": first}), flush=True)
     print(
         json.dumps(
             {

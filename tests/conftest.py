@@ -39,7 +39,8 @@ def smoke_params():
 @pytest.fixture
 def training_set_sizes(monkeypatch) -> list[int]:
     """A list that records the number of images of every train_classifier call in the test
-    (the feature nets of evaluate, the training probes and TSTR all train through it)."""
+    (labelled data's feature nets, in evaluate and the training probes, and TSTR all train
+    through it; unlabeled data's autoencoders do not)."""
     from components.evaluate import features
 
     seen: list[int] = []

@@ -49,7 +49,7 @@ class Pair:
 
 
 # Most candidate images TSTR (and its TRTR floor) trains on: the default n, so a TSTR figure
-# means the same at every n; above it a seeded subset, and at n = 10k it costs ~3 s, not ~20 s.
+# means the same at every n; above it a seeded subset, and at n = 10k it costs ~2 s, not ~20 s.
 TSTR_IMAGES = 1000
 
 

@@ -15,14 +15,13 @@ import torch
 
 from components.config import EvaluateConfig
 from components.dataset import Dataset, load_dataset
-from components.evaluate import features
 from components.evaluate import metrics as metrics_module
 from components.evaluate.features import (
     BATCH,
-    EVAL_NET_SEED,
     Classifier,
     load_or_train_classifier,
     predict,
+    weights_digest,
 )
 from components.evaluate.metrics import Pair, Side, compute
 from components.layout import Layout, atomic_dir, read_json, write_json
@@ -96,14 +95,14 @@ def evaluate(
     metrics: dict = {"n": n, "seed": cfg.seed}
     own = compute(list(cfg.metrics), Pair(sets["test"], sets["generated"], **common))
     metrics.update(own)
-    # keyed by everything a floor depends on: data, settings, the feature net's and TSTR's caps
-    caps = [f"m{features.FEATURE_NET_IMAGES}", f"t{metrics_module.TSTR_IMAGES}"]
+    # keyed by everything a floor depends on: the data, the settings, the feature net itself
+    # (its weights' digest) and TSTR's cap
     key = "-".join(
         [data.manifest["content_hash"][:16], "floor", f"n{n}", *map(str, common.values())]
-        + caps
+        + [f"net{weights_digest(net)}", f"t{metrics_module.TSTR_IMAGES}"]
         + sorted(cfg.metrics)
     )
-    path = floor_cache / f"{key}-s{EVAL_NET_SEED}.json" if floor_cache else None
+    path = floor_cache / f"{key}.json" if floor_cache else None
     floor = read_json(path) if path is not None and path.is_file() else None
     if floor is None or set(floor) != set(own):  # none yet, or from a ganops with other keys
         floor = compute(list(cfg.metrics), Pair(sets["test"], sets["train"], **common))

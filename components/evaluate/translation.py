@@ -12,7 +12,8 @@ count (gray → 3 channels by repeating) for the net and the pictures.
 
 Every direction reports, keyed `<direction>_<metric>` (see README, Evaluation):
 
-- `fid`, `kid`: translated source test images vs real target test images; `_floor`: real target
+- `fid`, `kid` (with `kid_std`, its spread over subsets): translated source test images vs real
+  target test images; `_floor`: real target
   train vs real target test (same n); `_ceiling`: source test images as they are vs real target
   test (what doing nothing scores). `gap_closed` = (ceiling - fid) / (ceiling - floor), capped
   at 1 (a translation can beat the real train split by chance; nan when ceiling <= floor).
@@ -205,7 +206,8 @@ def draw_sets(cfg: EvaluateConfig, data: Dataset, direction: str) -> TestSets:
 
 
 def distances(cfg: EvaluateConfig, real: Scored, others: dict[str, Scored]) -> dict[str, float]:
-    """fid and kid of each candidate set against the real target test set: {"fid_<name>": ...}."""
+    """fid, kid and kid_std of each candidate set against the real target test set:
+    {"fid_<name>": ...}."""
     out = {}
     for name, other in others.items():
         pair = Pair(
@@ -268,7 +270,7 @@ def evaluate_direction(
         "_ceiling": score(dnet, sets.source, tgt),  # no translation at all
     }
     d = distances(cfg, real, candidates)
-    for metric in ("fid", "kid"):
+    for metric in ("fid", "kid", "kid_std"):
         m.update({f"{metric}{s}": d[f"{metric}{s}"] for s in candidates})
     m["gap_closed"] = gap_closed(m["fid"], m["fid_floor"], m["fid_ceiling"])
     m["domain_acc"] = float(translated.in_target.mean())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -171,13 +172,16 @@ def test_floors_are_cached_per_dataset_and_settings(tmp_path, smoke_params, monk
     assert again["fid_floor"] == first["fid_floor"] and json.loads(entry.read_text()) == cached
     evaluate(cfg.model_copy(update={"nearest_k": 4}), data, G, net, floor_cache=cache)
     assert len(list(cache.iterdir())) == 2
-    # the caps on the feature net's and TSTR's training sets are part of the key too
-    from components.evaluate import features, metrics
+    # TSTR's cap and the feature net itself are part of the key too
+    from components.evaluate import metrics
 
     monkeypatch.setattr(metrics, "TSTR_IMAGES", 50)
     evaluate(cfg, data, G, net, floor_cache=cache)
-    monkeypatch.setattr(features, "FEATURE_NET_IMAGES", 50)
-    evaluate(cfg, data, G, net, floor_cache=cache)
+    assert len(list(cache.iterdir())) == 3
+    other_net = copy.deepcopy(net)
+    with torch.no_grad():
+        other_net.head.bias[0] += 1.0
+    evaluate(cfg, data, G, other_net, floor_cache=cache)
     assert len(list(cache.iterdir())) == 4
 
 
@@ -232,6 +236,12 @@ def test_predict_gives_the_nets_own_features():
 
     torch.manual_seed(0)
     net = Classifier(1, 10).eval()
+    with torch.no_grad():  # BatchNorm far from identity, so a wrong fold would show
+        for bn in (m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+            bn.running_mean.normal_(0, 0.5)
+            bn.running_var.uniform_(0.2, 3.0)
+            bn.weight.uniform_(0.5, 2.0)
+            bn.bias.normal_(0, 0.5)
     images = torch.randint(0, 256, (37, 1, 28, 28), dtype=torch.uint8)
     feats, pred = predict(net, images, batch=16)
     with torch.no_grad():
