@@ -38,6 +38,16 @@ def seeded_subset(keep: np.ndarray, cap: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(keep, cap, replace=False))
 
 
+def capped_rows(cap: int, seed: int, *arrays):
+    """The same seeded `cap` rows of each array (None passes through), or the arrays themselves,
+    uncopied, when they hold at most `cap` rows: how a training set is bounded."""
+    n = len(next(a for a in arrays if a is not None))
+    if n <= cap:
+        return arrays
+    keep = seeded_subset(np.arange(n), cap, seed)
+    return tuple(None if a is None else a[keep] for a in arrays)
+
+
 def weights_digest(net: nn.Module) -> str:
     """A short hash of a network's weights and buffers: names the net a cached result came from."""
     import hashlib
@@ -158,7 +168,8 @@ def predict(
     from torch.fx.experimental.optimization import fuse
 
     x = torch.as_tensor(images)
-    # A copy with each BatchNorm folded into its conv (~25% faster; features equal to ~1e-6),
+    # A copy with each BatchNorm folded into its conv (1.88 -> 1.40 s for 10k features, measured
+    # once; features equal to ~1e-6),
     # run NHWC: oneDNN runs it ~3x faster on CPU than NCHW
     net = copy.deepcopy(clf)
     net.body = fuse(net.body.eval())
@@ -226,9 +237,7 @@ def load_or_train_classifier(
     weights = layout.classifier_cache / f"{key}.safetensors"
     info = layout.classifier_cache / f"{key}.json"
     train_x, train_y = data.split("train")
-    keep = seeded_subset(np.arange(len(train_x)), FEATURE_NET_IMAGES, EVAL_NET_SEED)
-    if len(keep) < len(train_x):
-        train_x, train_y = train_x[keep], train_y[keep]
+    train_x, train_y = capped_rows(FEATURE_NET_IMAGES, EVAL_NET_SEED, train_x, train_y)
     if not info.is_file():
         weights.unlink(missing_ok=True)  # a net without its accuracy record is retrained
     net = feature_net(

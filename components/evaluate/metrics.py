@@ -149,12 +149,9 @@ def tstr(p: Pair) -> dict[str, float]:
     """Train on the candidate images (synthetic, or real for the floor: TRTR), test on real.
     At most TSTR_IMAGES candidates (a seeded random subset) are trained on, so its time and
     meaning do not change with n; at n <= TSTR_IMAGES (the default 1000) every one is used."""
-    from components.evaluate.features import predict, seeded_subset, train_classifier
+    from components.evaluate.features import capped_rows, predict, train_classifier
 
-    images, labels = p.other.images, p.other.labels
-    keep = seeded_subset(np.arange(len(labels)), TSTR_IMAGES, p.seed)
-    if len(keep) < len(labels):
-        images, labels = images[keep], labels[keep]
+    images, labels = capped_rows(TSTR_IMAGES, p.seed, p.other.images, p.other.labels)
     clf = train_classifier(images, labels, p.num_classes, p.classifier_epochs, seed=p.seed)
     return {"tstr": float((predict(clf, p.real.images)[1].numpy() == p.real.labels).mean())}
 

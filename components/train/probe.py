@@ -30,9 +30,9 @@ class Probe:
     ):
         from components.evaluate.features import (
             FEATURE_NET_IMAGES,
+            capped_rows,
             feature_net,
             predict,
-            seeded_subset,
         )
         from components.seeds import probe_latent_seeds
 
@@ -40,12 +40,9 @@ class Probe:
         rng = np.random.default_rng(seed)
         idx = np.sort(rng.choice(len(images), min(n, len(images)), replace=False))
         # the probe net learns from at most FEATURE_NET_IMAGES train images, as evaluate's does
-        learn = seeded_subset(np.arange(len(images)), FEATURE_NET_IMAGES, seed)
+        learn_x, learn_y = capped_rows(FEATURE_NET_IMAGES, seed, images, labels)
         key = f"probe-{data_hash[:16]}-m{FEATURE_NET_IMAGES}-e{PROBE_EPOCHS}-s{seed}.safetensors"
-        self.net = feature_net(
-            images[learn], labels[learn] if num_classes else None, num_classes, PROBE_EPOCHS,
-            seed, cache / key,
-        )  # fmt: skip
+        self.net = feature_net(learn_x, learn_y, num_classes, PROBE_EPOCHS, seed, cache / key)
         self.ref_feats, _ = predict(self.net, np.ascontiguousarray(images[idx]))
         self.ref_spread = self._spread(self.ref_feats)
         self.labels = torch.as_tensor(labels[idx]) if num_classes else None
@@ -105,9 +102,9 @@ class TranslationProbe:
     def __init__(self, data, cache: Path, data_hash: str, n: int = 500, seed: int = 0):
         from components.evaluate.features import (
             FEATURE_NET_IMAGES,
+            capped_rows,
             feature_net,
             predict,
-            seeded_subset,
         )
 
         a, _ = data.domain("A", "train")
@@ -124,7 +121,7 @@ class TranslationProbe:
             "B": np.ascontiguousarray(b[pick["B"]]),
         }
         # the domain net learns from at most FEATURE_NET_IMAGES train images per domain
-        a, b = (x[seeded_subset(np.arange(len(x)), FEATURE_NET_IMAGES, seed)] for x in (a, b))
+        (a,), (b,) = (capped_rows(FEATURE_NET_IMAGES, seed, x) for x in (a, b))
         both = np.concatenate([common_channels(a, c), common_channels(b, c)])
         domain = np.concatenate([np.zeros(len(a), np.int64), np.ones(len(b), np.int64)])
         key = f"probe-domains-{data_hash[:16]}-m{FEATURE_NET_IMAGES}-e{PROBE_EPOCHS}-s{seed}"

@@ -210,6 +210,18 @@ def test_seeded_subset_bounds_a_training_set():
     assert np.array_equal(first, again) and not np.array_equal(first, other)
 
 
+def test_capped_rows_takes_the_same_rows_of_each_array():
+    """capped_rows: one seeded row subset for every array (None passes through); under the cap,
+    the arrays themselves."""
+    from components.evaluate.features import capped_rows, seeded_subset
+
+    x, y = np.arange(40).reshape(20, 2), np.arange(20) * 10
+    assert all(a is b for a, b in zip(capped_rows(20, 0, x, y), (x, y), strict=True))
+    cx, cy, none = capped_rows(7, 3, x, y, None)
+    keep = seeded_subset(np.arange(20), 7, 3)
+    assert np.array_equal(cx, x[keep]) and np.array_equal(cy, y[keep]) and none is None
+
+
 def test_feature_net_trains_on_at_most_feature_net_images(
     tmp_path, smoke_params, monkeypatch, training_set_sizes
 ):
