@@ -150,7 +150,11 @@ def build(cfg: IngestConfig, out_dir: Path, scratch: Path) -> dict:
         parts.append(_meta_frame(chunk, readable, block, stats, domain="", pair=-1))
         start += len(block)
     meta = pd.concat(parts, ignore_index=True)
-    is_test = split_indices(meta["label"].to_numpy(), cfg.test_fraction, cfg.seed)
+    given = getattr(source, "splits", None)  # a set that comes split keeps its split
+    if given is not None:
+        is_test = given == "test"
+    else:
+        is_test = split_indices(meta["label"].to_numpy(), cfg.test_fraction, cfg.seed)
     meta["split"] = np.where(is_test, "test", "train")
     meta = meta[META_COLUMNS]
     meta.to_csv(out_dir / "meta.csv", index_label="index")

@@ -223,36 +223,123 @@ BUNDLED_TRANSLATION = {"mnist2digits": mnist2digits, "digits-edges": digits_edge
 
 # --- image folders -------------------------------------------------------------------------
 
+# files that count as images (by suffix, any case); anything else in an image folder (README.txt,
+# LICENSE, labels.csv) is listed once as ignored. A file with an image suffix that cannot be
+# decoded is unreadable (validate.max_unreadable_fraction), never skipped in silence.
+IMAGE_SUFFIXES = {
+    *(".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".webp", ".gif"),
+    *(".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".pnm"),
+}
+JUNK_NAMES = {"__MACOSX", "Thumbs.db", "desktop.ini"}  # OS litter; dot-names are skipped too
+GRAY_MODES = ("1", "L", "LA", "I", "F")  # PIL modes without colour ("I;16", "I;16B", ... too)
+COLOUR_CHECKS = 256  # at most this many colour-mode files are decoded to look for colour
+
+
+def _skipped(name: str) -> bool:
+    return name.startswith(".") or name in JUNK_NAMES
+
+
+def _is_image_name(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def scan_images(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(image files, other files) under `folder`, recursively, sorted; hidden and OS-litter
+    files and folders (`.thumbnails/`, `__MACOSX/`, `._x.png`, `Thumbs.db`) are left out."""
+    images: list[Path] = []
+    other: list[Path] = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder).parts
+        if any(_skipped(part) for part in rel) or not path.is_file():
+            continue
+        (images if _is_image_name(path) else other).append(path)
+    return images, other
+
+
+def _to_uint8(img) -> np.ndarray:
+    """A decoded PIL image -> uint8 (H, W) or (H, W, 3). 16-bit and 32-bit integer images are
+    scaled by their bit depth (65535 -> 255), float images from 0..1 (or their own range), so
+    deep images are not clipped to white."""
+    mode = img.mode
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+        if mode == "F" and lo >= 0.0 and hi <= 1.0:
+            arr = arr * 255.0
+        elif mode.startswith("I;16") or (mode == "I" and lo >= 0 and 255 < hi <= 65535):
+            arr = arr / 257.0
+        elif lo < 0.0 or hi > 255.0:  # another range: stretch it
+            arr = (arr - lo) * (255.0 / max(hi - lo, 1e-12))
+        return arr.round().clip(0, 255).astype(np.uint8)
+    colour = mode not in GRAY_MODES
+    return np.asarray(img.convert("RGB" if colour else "L"))
+
 
 def _decode(path: Path) -> np.ndarray | None:
-    """(C, H, W) uint8 for a readable image file, None for anything PIL cannot fully decode."""
-    from PIL import Image, UnidentifiedImageError
+    """(C, H, W) uint8 for a readable image file (upright by its EXIF orientation), None for
+    anything PIL cannot fully decode."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
         with Image.open(path) as img:
             img.load()
-            rgb = img.mode not in ("1", "L", "LA", "I", "I;16", "F")
-            arr = np.asarray(img.convert("RGB" if rgb else "L"))
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+            arr = _to_uint8(ImageOps.exif_transpose(img))
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
         return None
     return arr.transpose(2, 0, 1) if arr.ndim == 3 else arr[None]  # (C, H, W)
 
 
-def _is_colour(path: Path) -> bool:
+def _colour_mode(path: Path) -> bool:
     from PIL import Image
 
     try:
         with Image.open(path) as img:  # reads the header only
-            return img.mode not in ("1", "L", "LA", "I", "I;16", "F")
-    except (OSError, ValueError, SyntaxError):
+            return not (img.mode in GRAY_MODES or img.mode.startswith("I;16"))
+    except (OSError, ValueError, SyntaxError, EOFError):
         return False
+
+
+def _is_colour_content(img: np.ndarray) -> bool:
+    """(C, H, W): colour when some pixel's R, G and B differ (a gray image saved as RGB is not)."""
+    return img.shape[0] == 3 and bool((img[0] != img[1]).any() or (img[1] != img[2]).any())
+
+
+def auto_channels(files: list[Path], half: str | None = None) -> int:
+    """`ingest.channels: auto`: 3 if the files hold colour, else 1. Every file's header is read
+    (in a seeded order spread over the list, so a colour class at the end is seen early); files
+    whose mode has colour are decoded, up to COLOUR_CHECKS of them, and count as colour only if
+    their pixels are, so gray images saved as RGB stay 1-channel. `half` ("A" | "B") looks at
+    that half of side-by-side A|B files."""
+    checked = 0
+    for i in np.random.default_rng(0).permutation(len(files)):
+        if checked >= COLOUR_CHECKS:
+            break
+        if not _colour_mode(files[i]):
+            continue
+        checked += 1
+        img = _decode(files[i])  # (C, H, W)
+        if img is None:
+            continue
+        if half is not None:
+            mid = img.shape[2] // 2
+            img = img[:, :, :mid] if half == "A" else img[:, :, mid:]
+        if _is_colour_content(img):
+            return 3
+    return 1
+
+
+def _name_some(paths: list[Path], root: Path, k: int = 3) -> str:
+    shown = ", ".join(str(p.relative_to(root)) for p in paths[:k])
+    return shown + (f" (+{len(paths) - k} more)" if len(paths) > k else "")
 
 
 class FolderSource(Source):
     """Class sub-folders become labels (named by the folder); a flat folder is unlabeled.
 
-    Every regular, non-hidden file counts as an image: one that cannot be decoded is reported
-    as unreadable (validate.max_unreadable_fraction), not silently skipped.
+    Every file with an image suffix counts as an image: one that cannot be decoded is reported
+    as unreadable (validate.max_unreadable_fraction), not silently skipped. Other files, hidden
+    files and OS litter are left out (the others named once); a class folder without images is
+    not a class (named once).
     """
 
     def __init__(self, root: Path, classes: list[str], label: str | None = None):
@@ -260,12 +347,16 @@ class FolderSource(Source):
         label = label or str(root)
         if not root.is_dir():
             raise DataError(f"ingest.source: {label}: no such folder")
-        subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-        loose = sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith("."))
+        entries = sorted(p for p in root.iterdir() if not _skipped(p.name))
+        folders = {d: scan_images(d) for d in entries if d.is_dir()}
+        subdirs = [d for d, (images, _) in folders.items() if images]
+        loose = [p for p in entries if p.is_file() and _is_image_name(p)]
+        ignored = [p for p in entries if p.is_file() and not _is_image_name(p)]
+        ignored += [f for _, other in folders.values() for f in other]
         if subdirs and loose:
             raise DataError(
                 f"ingest.source: {label}: mixes class folders ({subdirs[0].name}/) with loose "
-                f"files ({loose[0].name}); use one layout"
+                f"images ({loose[0].name}); use one layout"
             )
         conditional = bool(subdirs)
         if conditional:
@@ -273,19 +364,23 @@ class FolderSource(Source):
             names = list(classes) or found
             extra = [n for n in found if n not in names]  # outside the named classes
             index = {n: i for i, n in enumerate(names + extra)}
-            self.items = [(f, index[d.name]) for d in subdirs for f in self._files(d)]
+            self.items = [(f, index[d.name]) for d in subdirs for f in folders[d][0]]
+            empty = [d for d, (images, _) in folders.items() if not images]
+            if empty:
+                print(f"ingest: {label}: no images in {_name_some(empty, root)}: not a class")
         else:
             names = []
             self.items = [(f, -1) for f in loose]
         if not self.items:
             raise DataError(f"ingest.source: {label}: no image files found")
-        colour = any(_is_colour(f) for f, _ in self.items[:256])
-        self.info = SourceInfo(len(self.items), 3 if colour else 1, names, conditional, label)
+        if ignored:
+            print(
+                f"ingest: {label}: ignored {len(ignored)} non-image file(s): "
+                f"{_name_some(ignored, root)}"
+            )
+        channels = auto_channels([f for f, _ in self.items])
+        self.info = SourceInfo(len(self.items), channels, names, conditional, label)
         self.label = label
-
-    @staticmethod
-    def _files(folder: Path) -> list[Path]:
-        return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
 
     def chunks(self) -> Iterator[Chunk]:
         for start in range(0, len(self.items), CHUNK):
@@ -367,6 +462,8 @@ class NpzSource(Source):
 
     def _labels(self, raw: np.ndarray, n: int, classes: list[str]):
         where = f"ingest.source: {self.path}: 'labels'"
+        if raw.ndim == 2 and raw.shape == (n, 1):  # a column of labels, as Keras ships them
+            raw = raw[:, 0]
         if raw.ndim != 1 or len(raw) != n:
             raise DataError(f"{where} has shape {raw.shape}; expected ({n},), one per image")
         whole = np.issubdtype(raw.dtype, np.floating) and np.all(np.mod(raw, 1) == 0)
@@ -407,7 +504,8 @@ class NpzSource(Source):
 # --- translation layouts ------------------------------------------------------------------
 
 UNPAIRED = ("trainA", "trainB", "testA", "testB")  # the reference CycleGAN layout
-LAYOUT_FOLDERS = {*UNPAIRED, "train", "test"}  # any of these marks a translation layout
+# any of these (in any case) marks a translation layout or a split image set
+LAYOUT_FOLDERS = {*(n.lower() for n in UNPAIRED), "train", "test"}
 
 
 @dataclass
@@ -442,21 +540,47 @@ class Translation:
         return any(p.source.info.conditional for p in self.parts if domain in p.domain)
 
 
-def _folders(root: Path) -> list[str]:
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+def _folders(root: Path) -> dict[str, Path]:
+    """The visible sub-folders of root by lower-case name (TrainA/ is trainA/)."""
+    found = (p for p in sorted(root.iterdir()) if p.is_dir() and not _skipped(p.name))
+    return {p.name.lower(): p for p in found}
+
+
+def _class_names(folder: Path) -> list[str]:
+    """The sub-folders of `folder` that hold images (classes), sorted."""
+    return [p.name for p in _folders(folder).values() if scan_images(p)[0]]
+
+
+def _side_by_side(folder: Path, sample: int = 16) -> bool:
+    """Whether the images of `folder` are A|B pairs (width = 2 x height), judged by the
+    headers of up to `sample` of them spread over the folder: most must be 2:1."""
+    from PIL import Image
+
+    files = scan_images(folder)[0]
+    sizes = []
+    for i in np.random.default_rng(0).permutation(len(files))[:sample]:
+        try:
+            with Image.open(files[i]) as img:
+                sizes.append(img.size)  # (width, height)
+        except (OSError, ValueError, SyntaxError, EOFError):
+            continue
+    return not sizes or sum(w == 2 * h for w, h in sizes) * 2 > len(sizes)
 
 
 def detect_layout(root: Path, label: str) -> str:
-    """The kind of a folder: generate (an image folder), unpaired or paired. A partial translation
-    layout is an error naming what was found; other folders beside a full one are ignored."""
+    """The kind of a folder: generate (an image folder), split (an image set already split
+    into train/ and test/ or val/), unpaired or paired (train/ and test/ of 2:1 A|B images).
+    Folder names match in any case. A partial translation layout is an error naming what was
+    found; other folders beside a full one are ignored."""
     found = _folders(root)
-    if set(UNPAIRED) <= set(found):
+    if {n.lower() for n in UNPAIRED} <= set(found):
         return "unpaired"
     if "train" in found and ("test" in found or "val" in found):
-        return "paired"
+        return "paired" if _side_by_side(found["train"]) else "split"
     if LAYOUT_FOLDERS & set(found):
-        shown = ", ".join(f"{n}/" for n in found[:12]) + (
-            f" (+{len(found) - 12} more)" if len(found) > 12 else ""
+        names = [p.name for p in found.values()]
+        shown = ", ".join(f"{n}/" for n in names[:12]) + (
+            f" (+{len(names) - 12} more)" if len(names) > 12 else ""
         )
         raise DataError(
             f"ingest.source: {label}: not a dataset layout: found folders {shown} "
@@ -466,20 +590,45 @@ def detect_layout(root: Path, label: str) -> str:
     return "generate"
 
 
+def _unwrap(root: Path, label: str) -> tuple[Path, str]:
+    """Look through folders that only wrap one other folder (`datasets/horse2zebra/trainA/`),
+    down to the folder that holds the data; a class folder (one holding images itself) or a
+    layout folder (trainA/, train/, ...) is data, not a wrapper."""
+    while True:
+        entries = [p for p in root.iterdir() if not _skipped(p.name)]
+        dirs = [p for p in entries if p.is_dir()]
+        if len(dirs) != 1 or any(p.is_file() and _is_image_name(p) for p in entries):
+            return root, label
+        inner = dirs[0]
+        holds_images = any(
+            p.is_file() and _is_image_name(p) and not _skipped(p.name) for p in inner.iterdir()
+        )
+        if holds_images or inner.name.lower() in LAYOUT_FOLDERS:
+            return root, label
+        root, label = inner, f"{label}/{inner.name}"
+
+
+def _domain_channels(parts: list[Part], domain: str) -> int:
+    """`ingest.channels: auto` for one translation domain, by content over all its files (each
+    half of a side-by-side A|B file gets its own answer)."""
+    mine = [p for p in parts if domain in p.domain]
+    files = [f for p in mine for f, _ in p.source.items]
+    return auto_channels(files, half=domain if mine[0].domain == "AB" else None)
+
+
 def translation(root: Path, kind: str, classes: list[str], label: str) -> Translation:
     """The parts of an unpaired or paired folder; class sub-folders anywhere share one index."""
+    found = _folders(root)
     if kind == "unpaired":
         plan = [("A", "train", "trainA"), ("A", "test", "testA")]
         plan += [("B", "train", "trainB"), ("B", "test", "testB")]
     else:  # the reference aligned layout: test/, or val/ when there is no test/
-        plan = [
-            ("AB", "train", "train"),
-            ("AB", "test", "test" if (root / "test").is_dir() else "val"),
-        ]
-    names = list(classes) or sorted({c for *_, folder in plan for c in _folders(root / folder)})
-    parts = [Part(d, s, FolderSource(root / f, names, f"{label}/{f}")) for d, s, f in plan]
+        plan = [("AB", "train", "train"), ("AB", "test", "test" if "test" in found else "val")]
+    plan = [(d, s, found[f.lower()]) for d, s, f in plan]
+    names = list(classes) or sorted({c for *_, folder in plan for c in _class_names(folder)})
+    parts = [Part(d, s, FolderSource(f, names, f"{label}/{f.name}")) for d, s, f in plan]
     for domain in ("A", "B", "AB"):
-        mine = [(p, f) for p, (*_, f) in zip(parts, plan, strict=True) if p.domain == domain]
+        mine = [(p, f.name) for p, (*_, f) in zip(parts, plan, strict=True) if p.domain == domain]
         if len({p.source.info.conditional for p, _ in mine}) > 1:
             with_classes = next(f for p, f in mine if p.source.info.conditional)
             loose = next(f for p, f in mine if not p.source.info.conditional)
@@ -487,32 +636,37 @@ def translation(root: Path, kind: str, classes: list[str], label: str) -> Transl
                 f"ingest.source: {label}: {with_classes}/ has class folders but {loose}/ holds "
                 "loose images; use one layout for a domain's train and test"
             )
-    channels = {d: content_channels(parts, d) for d in ("A", "B")}
+    channels = {d: _domain_channels(parts, d) for d in ("A", "B")}
     labelled = any(p.source.info.conditional for p in parts)
     return Translation(kind, parts, names if labelled else [], channels, f"{kind} {label}")
 
 
-def _is_colour_content(img: np.ndarray) -> bool:
-    """(C, H, W): colour when some pixel's R, G and B differ (a gray image saved as RGB is not)."""
-    return img.shape[0] == 3 and bool((img[0] != img[1]).any() or (img[1] != img[2]).any())
+class SplitFolderSource(Source):
+    """An image set that comes split: train/ and test/ (or val/), each an image folder (class
+    sub-folders or flat, the same in both). The split is kept as given (`splits`), not redrawn
+    from ingest.test_fraction."""
 
+    def __init__(self, root: Path, classes: list[str], label: str):
+        found = _folders(root)
+        folders = [found["train"], found["test"] if "test" in found else found["val"]]
+        names = list(classes) or sorted({c for f in folders for c in _class_names(f)})
+        self.parts = [FolderSource(f, names, f"{label}/{f.name}") for f in folders]
+        if len({p.info.conditional for p in self.parts}) > 1:
+            raise DataError(
+                f"ingest.source: {label}: one of {folders[0].name}/ and {folders[1].name}/ has "
+                "class folders and the other loose images; use one layout for both"
+            )
+        self.splits = np.repeat(["train", "test"], [p.info.n_images for p in self.parts])
+        conditional = self.parts[0].info.conditional
+        channels = max(p.info.channels for p in self.parts)
+        description = f"image set split into {folders[0].name}/ and {folders[1].name}/: {label}"
+        self.info = SourceInfo(
+            len(self.splits), channels, names if conditional else [], conditional, description
+        )
 
-def content_channels(parts: list[Part], domain: str, sample: int = 64) -> int:
-    """`ingest.channels: auto` for a translation domain: 3 if any of `sample` files spread over
-    its train folder has colour content, else 1. By content, not file mode, so each half of an
-    A|B file gets its own answer and gray JPEGs saved as RGB stay 1-channel."""
-    part = next(p for p in parts if domain in p.domain and p.split == "train")
-    items = part.source.items
-    for f, _ in items[:: max(1, len(items) // sample)][:sample]:
-        img = _decode(f)  # (C, H, W)
-        if img is None:
-            continue
-        if part.domain == "AB":  # side by side: A is the left half, B the right
-            half = img.shape[2] // 2
-            img = img[:, :, :half] if domain == "A" else img[:, :, half:]
-        if _is_colour_content(img):
-            return 3
-    return 1
+    def chunks(self) -> Iterator[Chunk]:
+        for part in self.parts:
+            yield from part.chunks()
 
 
 # --- archives ------------------------------------------------------------------------------
@@ -533,33 +687,41 @@ def _check_member(name: str, archive: Path, is_link: bool) -> None:
 
 def extract_archive(archive: Path, dest: Path) -> Path:
     """Check every entry first (no `..`, no absolute path, no link), then extract into `dest`.
+    Windows-style entries (`pets\\cat\\1.png`) become folders. An archive that cannot be read
+    (bad CRC, truncated) is one error line.
 
     Returns the image folder: `dest`, or its single top-level folder when there is exactly one
-    (macOS's `__MACOSX/` resource-fork folder does not count).
+    (hidden entries, `__MACOSX/` and loose non-image files such as LICENSE do not count).
     """
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            infos = zf.infolist()
-            for info in infos:
-                mode = (info.external_attr >> 16) & 0o170000
-                _check_member(info.filename, archive, is_link=mode == 0o120000)
-            zf.extractall(dest)
-    else:
-        try:
-            tf = tarfile.open(archive)  # noqa: SIM115 - closed by the `with` below
-        except (tarfile.TarError, OSError) as exc:
-            raise DataError(f"ingest.source: {archive}: not a readable archive ({exc})") from None
-        with tf:
-            members = tf.getmembers()
-            for m in members:
-                _check_member(m.name, archive, is_link=m.issym() or m.islnk())
-                if not (m.isfile() or m.isdir()):
-                    raise DataError(
-                        f"ingest.source: {archive}: entry {m.name!r} is not a "
-                        "regular file or folder; refused"
-                    )
-            tf.extractall(dest, members=members, filter="data")
-    entries = [p for p in dest.iterdir() if not p.name.startswith(".") and p.name != "__MACOSX"]
+    import zlib
+
+    unreadable = (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, OSError)
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                infos = zf.infolist()
+                for info in infos:
+                    mode = (info.external_attr >> 16) & 0o170000
+                    _check_member(info.filename, archive, is_link=mode == 0o120000)
+                for info in infos:
+                    info.filename = info.filename.replace("\\", "/")
+                    zf.extract(info, dest)
+        else:
+            with tarfile.open(archive) as tf:
+                members = tf.getmembers()
+                for m in members:
+                    _check_member(m.name, archive, is_link=m.issym() or m.islnk())
+                    if not (m.isfile() or m.isdir()):
+                        raise DataError(
+                            f"ingest.source: {archive}: entry {m.name!r} is not a "
+                            "regular file or folder; refused"
+                        )
+                tf.extractall(dest, members=members, filter="data")
+    except unreadable as exc:
+        raise DataError(f"ingest.source: {archive}: not a readable archive ({exc})") from None
+    entries = [
+        p for p in dest.iterdir() if not _skipped(p.name) and (p.is_dir() or _is_image_name(p))
+    ]
     if len(entries) == 1 and entries[0].is_dir():
         return entries[0]
     return dest
@@ -593,12 +755,14 @@ def open_dataset(source: str, classes: list[str], scratch: Path, size: int) -> S
             f"ingest.source: {path}: unsupported file type; expected a folder, .npz, "
             ".zip, .tar or .tar.gz"
         )
+    root, label = _unwrap(root, label)
     kind = detect_layout(root, label)
-    src = (
-        FolderSource(root, classes, label)
-        if kind == "generate"
-        else translation(root, kind, classes, label)
-    )
+    if kind == "generate":
+        src: Source | Translation = FolderSource(root, classes, label)
+    elif kind == "split":
+        src = SplitFolderSource(root, classes, label)
+    else:
+        src = translation(root, kind, classes, label)
     src.info.paths = [path]
     return src
 

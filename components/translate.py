@@ -132,9 +132,10 @@ def encode_png(img: np.ndarray) -> bytes:
 
 
 def collect(src: Path, scratch: Path) -> tuple[Path, list[Path]]:
-    """(root, image files relative to it) of SRC: one image, a folder (recursive; hidden files
-    and folders skipped) or an archive (.zip/.tar/.tar.gz, extracted safely into scratch)."""
-    from components.sources import ARCHIVE_SUFFIXES, IMAGE_SUFFIXES, extract_archive
+    """(root, image files relative to it) of SRC: one image, a folder (recursive) or an archive
+    (.zip/.tar/.tar.gz, extracted safely into scratch). Files are picked as ingest picks them:
+    image suffixes only; hidden files and folders and OS litter (`__MACOSX/`) skipped."""
+    from components.sources import ARCHIVE_SUFFIXES, IMAGE_SUFFIXES, extract_archive, scan_images
 
     if not src.exists():
         raise DataError(f"{src}: no such file or folder")
@@ -147,14 +148,7 @@ def collect(src: Path, scratch: Path) -> tuple[Path, list[Path]]:
         return src.parent, [Path(src.name)]
     else:
         root = src
-    files = sorted(
-        p.relative_to(root)
-        for p in root.rglob("*")
-        if p.is_file()
-        and p.suffix.lower() in IMAGE_SUFFIXES
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-        and "__MACOSX" not in p.relative_to(root).parts
-    )
+    files = [p.relative_to(root) for p in scan_images(root)[0]]  # ingest's rule for files
     if not files:
         raise DataError(f"{src}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return root, files

@@ -26,14 +26,16 @@ SAME_DOMAIN_SHARE = 0.5  # warn when more than this share of A-train images is a
 
 
 def pixel_std(images: np.ndarray, chunk: int = 65536) -> np.ndarray:
-    """Each image's pixel std, read in chunks: a memory-mapped dataset is never loaded whole."""
+    """Each image's pixel std (the largest over its channels, so a flat colour is blank),
+    read in chunks: a memory-mapped dataset is never loaded whole."""
     std = np.full(len(images), np.nan)
     path = getattr(images, "filename", None)  # a memory-mapped dataset: map each chunk afresh
     for start in range(0, len(images), chunk):
         source = np.load(path, mmap_mode="r") if path else images
         block = np.asarray(source[start : start + chunk], dtype=np.float32)
         del source  # unmap: read pages leave this process
-        std[start : start + len(block)] = block.reshape(len(block), -1).std(axis=1)
+        per_channel = block.reshape(*block.shape[:2], -1).std(axis=2)  # (n, C)
+        std[start : start + len(block)] = per_channel.max(axis=1)
     return std
 
 
