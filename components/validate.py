@@ -191,6 +191,12 @@ def build_suite(cfg: ValidateConfig, manifest: dict) -> list[Rule]:
                 E.ExpectColumnValuesToBeInSet(column="label", value_set=list(range(n_classes))),
             ),
             Rule(
+                f"every class has images ({', '.join(manifest['class_names'])})",
+                E.ExpectColumnDistinctValuesToContainSet(
+                    column="label", value_set=list(range(n_classes))
+                ),
+            ),
+            Rule(
                 f"at least validate.min_classes ({cfg.min_classes}) classes",
                 E.ExpectColumnUniqueValueCountToBeBetween(
                     column="label", min_value=cfg.min_classes
@@ -323,6 +329,8 @@ def _describe(rule: Rule, result, summary: pd.DataFrame) -> dict:
             f"{res['unexpected_count']} of {res.get('element_count')} rows "
             f"({res.get('unexpected_percent', 0):.2f}%) outside"
         )
+    if observed is None and res.get("partial_missing_list"):  # values expected, never seen
+        observed = f"none with label(s) {', '.join(map(str, res['partial_missing_list']))}"
     example = None
     idx = res.get("unexpected_index_list") or []
     if idx:

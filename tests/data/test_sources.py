@@ -213,6 +213,11 @@ BAD_DATA = {
         "labels in 0..1",
         "emu/000.png",
     ),
+    "named class without images": (
+        lambda t: datagen.image_folder(t / "pets"),
+        "every class has images (cat, dog, bird): observed none with label(s) 2",
+        None,
+    ),
     "single class": (
         lambda t: datagen.image_folder(t / "pets", classes=("cat",)),
         "at least validate.min_classes",
@@ -239,7 +244,10 @@ BAD_DATA = {
 @pytest.mark.parametrize("case", list(BAD_DATA))
 def test_bad_data_fails_validation_with_example(cfg, smoke_params, tmp_path, case):
     make, check, example = BAD_DATA[case]
-    classes = ["cat", "dog"] if case == "label outside named classes" else []
+    classes = {
+        "label outside named classes": ["cat", "dog"],
+        "named class without images": ["cat", "dog", "bird"],
+    }.get(case, [])
     layout, manifest, data = ingest_to(cfg(make(tmp_path), classes=classes), tmp_path)
     vcfg = smoke_params.validate_.model_copy(update={"min_images": 20})
     results = validate.validate_dataset(vcfg, data, layout)

@@ -45,7 +45,7 @@ def test_good_dataset_passes_and_renders_data_docs(params, tmp_path):
     images, labels = make_dataset()
     results, failed = run_suite(params, images, labels, docs_dir=tmp_path / "docs")
     assert failed == []
-    assert len(results) == 13
+    assert len(results) == 14
     html = (tmp_path / "docs" / "index.html").read_text()
     assert "ganops-images" in html
 
