@@ -149,3 +149,15 @@ def _save_classes(folder: Path, images: np.ndarray, labels: np.ndarray, labelled
         where = folder / str(label) if labelled else folder
         where.mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(where / f"{i:04d}.png")
+
+
+def ingest_to(cfg, tmp_path: Path):
+    """Run the real ingest stage with IngestConfig `cfg` into tmp_path/proj:
+    (layout, manifest, dataset)."""
+    from components import ingest
+    from components.dataset import load_dataset
+    from components.layout import Layout
+
+    layout = Layout(tmp_path / "proj")
+    manifest = ingest.run(cfg, layout)
+    return layout, manifest, load_dataset(layout)

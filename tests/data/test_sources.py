@@ -9,25 +9,11 @@ import zipfile
 import numpy as np
 import pytest
 
-from components import ingest, validate
-from components.dataset import load_dataset
+from components import validate
 from components.errors import DataError
-from components.layout import Layout
 from tests import datagen
 
-
-@pytest.fixture
-def cfg(smoke_params):
-    def make(source, **kw):
-        return smoke_params.ingest.model_copy(update={"source": str(source), **kw})
-
-    return make
-
-
-def ingest_to(cfg, tmp_path):
-    layout = Layout(tmp_path / "proj")
-    manifest = ingest.run(cfg, layout)
-    return layout, manifest, load_dataset(layout)
+ingest_to = datagen.ingest_to
 
 
 def test_rgb_class_folders_are_labelled_by_folder_and_resized(cfg, tmp_path):

@@ -13,9 +13,8 @@ import pytest
 from PIL import Image
 
 from components import ingest, sources, validate
-from components.dataset import load_dataset
 from components.errors import DataError
-from components.layout import Layout, read_json
+from components.layout import read_json
 from tests import datagen
 
 N = 12  # images per class folder (datagen.translation_folder)
@@ -36,10 +35,7 @@ def vcfg(smoke_params):
     return smoke_params.validate_.model_copy(update={"min_images": 20})
 
 
-def ingest_to(cfg, tmp_path):
-    layout = Layout(tmp_path / "proj")
-    manifest = ingest.run(cfg, layout)
-    return layout, manifest, load_dataset(layout)
+ingest_to = datagen.ingest_to
 
 
 def pack(folder, how, tmp_path):

@@ -12,25 +12,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from components import ingest, validate
-from components.dataset import load_dataset
+from components import validate
 from components.errors import DataError
-from components.layout import Layout
 from tests import datagen
 
 
-@pytest.fixture
-def cfg(smoke_params):
-    def make(source, **kw):
-        return smoke_params.ingest.model_copy(update={"source": str(source), **kw})
-
-    return make
-
-
 def ingest_to(cfg, tmp_path):
-    layout = Layout(tmp_path / "proj")
-    manifest = ingest.run(cfg, layout)
-    return manifest, load_dataset(layout)
+    """(manifest, dataset) of the real ingest stage."""
+    return datagen.ingest_to(cfg, tmp_path)[1:]
 
 
 def _zip(path, files: dict[str, bytes]):
