@@ -13,6 +13,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts show [section.key] defaults literally
 )
 
 ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="params file")]
@@ -107,6 +108,21 @@ def _model_name(model_name: str | None, params: Path) -> str:
     return _load(params, None).register_.model_name
 
 
+def _tracking_for(model: str) -> None:
+    """--model: a folder is read as it is; a URI (models:/, runs:/, ...) needs the tracking
+    store set up first; anything else is one error, before a store is touched."""
+    if Path(model).is_dir():
+        return
+    if "/" not in model.partition(":")[2] or ":" not in model:
+        from components.errors import ConfigError
+
+        raise ConfigError(f"--model {model}: no such folder, and not a models:/ or runs:/ URI")
+    from components import tracking
+    from components.layout import Layout
+
+    tracking.setup(Layout.here())
+
+
 @app.command()
 def generate(
     model: Annotated[
@@ -122,11 +138,9 @@ def generate(
 ) -> None:
     """Write a synthetic dataset (image folder or .npz) from a registered generator."""
     model = model or f"models:/{_model_name(None, params)}@champion"
-    from components import tracking
+    _tracking_for(model)
     from components.generate import generate as run_generate
-    from components.layout import Layout
 
-    tracking.setup(Layout.here())
     manifest = run_generate(model, n, out, label, balanced, seed, truncation)
     typer.echo(f"wrote {manifest['n_images']} images to {out} (from {model})")
 
@@ -167,7 +181,9 @@ def rollback(
     typer.echo(f"{model_name} v{d['version']} -> @champion (was v{d['champion_before']})")
 
 
-bench_app = typer.Typer(help="Speed benchmarks (one JSON line per implementation).")
+bench_app = typer.Typer(
+    help="Speed benchmarks (one JSON line per implementation).", rich_markup_mode=None
+)
 app.add_typer(bench_app, name="bench")
 
 
@@ -203,8 +219,8 @@ def bench_train(
         raise ConfigError(f"bench train: --arch {arch} builds --image-size {sizes}")
     if device not in ("cpu", "cuda") or not set(impl or ()) <= {"ganops", "plain"}:
         raise ConfigError("bench train: --device cpu|cuda, --impl ganops|plain")
-    if repeats < 1 or steps < 1:
-        raise ConfigError("bench train: --steps and --repeats must be at least 1")
+    if repeats < 1 or steps < 1 or batch_size < 1:
+        raise ConfigError("bench train: --batch-size, --steps and --repeats must be at least 1")
     from components.train.bench import run as run_bench
 
     base = _load(params, set_).train
@@ -282,11 +298,7 @@ def export_model(
     """Export a generator or translator; print the max abs difference to PyTorch's output."""
     from components.export import export
 
-    if not Path(model).is_dir():
-        from components import tracking
-        from components.layout import Layout
-
-        tracking.setup(Layout.here())
+    _tracking_for(model)
     diff = export(model, format_, out, direction)
     typer.echo(f"wrote {out} ({format_}); parity: max abs difference to PyTorch {diff:.2e}")
 
@@ -313,11 +325,7 @@ def translate_images(
     channel, a colour image for a grayscale model is an error. DST is written whole or not at
     all."""
     model = model or f"models:/{_model_name(None, params)}@champion"
-    if not Path(model).is_dir():
-        from components import tracking
-        from components.layout import Layout
-
-        tracking.setup(Layout.here())
+    _tracking_for(model)
     from components.translate import translate
 
     n = translate(model, direction, src, dst)

@@ -53,7 +53,7 @@ Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False, allow_inf_nan=False)
 
 
 class IngestConfig(_Section):
@@ -310,6 +310,23 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml's safe loader, refusing a key given twice in one mapping (yaml keeps the last one
+    silently, so a second `train:` section would replace the first)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                mark = key_node.start_mark
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice", mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def _apply_override(data: dict[str, Any], item: str) -> None:
     """`section.key=value` or `section.group.key=value` (e.g. train.reg.r1_gamma=1)."""
     key, sep, raw = item.partition("=")
@@ -326,7 +343,10 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
         if depth == len(parts) - 1:
             if isinstance(node[name], dict):
                 raise ConfigError(f"--set {key}: {key!r} is a group; set one of its keys")
-            node[name] = yaml.safe_load(raw) if raw.strip() else ""
+            try:
+                node[name] = yaml.safe_load(raw) if raw.strip() else ""
+            except yaml.YAMLError:
+                raise ConfigError(f"--set {key}: {raw!r} is not a valid YAML value") from None
         else:
             node = node[name]
 
@@ -356,12 +376,21 @@ def load_params(
 ) -> Params:
     """Read, override and check the params file; raise ConfigError naming the key on any fault."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: a folder, not a params file")
     if not path.is_file():
         raise ConfigError(f"{path}: params file not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text (UTF-8) file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = getattr(exc, "problem", None) or exc.__class__.__name__
+        raise ConfigError(f"{path}: not valid YAML{where} ({what})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sections ({', '.join(STAGES)})")
     for item in overrides:

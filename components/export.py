@@ -142,13 +142,18 @@ def export(model: str | Path, fmt: str, out_path: str | Path, direction: str = "
     abs difference between the exported model's and PyTorch's outputs on a fixed input."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r}: one of {', '.join(FORMATS)}")
+    if Path(out_path).is_dir():
+        raise ConfigError(f"--out {out_path}: a folder; name the file to write")
     G, inputs = load_model(resolve_model_dir(str(model)), direction)
     example = inputs(2, 0)  # what the exporter traces
     check = inputs(PARITY_BATCH, 1000)  # new values and another batch size
     with torch.no_grad():
         expected = G(*check)  # (3, C, S, S)
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"--out {out_path}: cannot be created ({err.strerror})") from None
     fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
     os.close(fd)
     try:

@@ -59,6 +59,13 @@ def generate(
     from mlflow.exceptions import MlflowException
     from PIL import Image
 
+    if n < 1:
+        raise GanopsError(f"-n {n}: make at least one image")
+    if not truncation > 0:
+        raise GanopsError(f"--truncation {truncation}: must be > 0 (1 = no truncation)")
+    if out.suffix != ".npz" and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise GanopsError(f"--out {out}: exists and is not an empty folder; choose a new one")
+    out = out.resolve()  # `--out .` (an empty folder) names the folder, not ""
     try:
         model = mlflow.pyfunc.load_model(model_uri)
     except (MlflowException, OSError) as exc:

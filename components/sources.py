@@ -286,6 +286,8 @@ def _decode(path: Path) -> np.ndarray | None:
             arr = _to_uint8(ImageOps.exif_transpose(img))
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
         return None
+    except Image.DecompressionBombError:  # more pixels than PIL's limit: never decoded
+        return None
     return arr.transpose(2, 0, 1) if arr.ndim == 3 else arr[None]  # (C, H, W)
 
 
@@ -696,6 +698,8 @@ def extract_archive(archive: Path, dest: Path) -> Path:
     import zlib
 
     unreadable = (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, OSError)
+    if archive.name.lower().endswith(".zip") and not zipfile.is_zipfile(archive):
+        raise DataError(f"ingest.source: {archive}: not a readable archive (not a zip file)")
     try:
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as zf:
@@ -718,7 +722,9 @@ def extract_archive(archive: Path, dest: Path) -> Path:
                         )
                 tf.extractall(dest, members=members, filter="data")
     except unreadable as exc:
-        raise DataError(f"ingest.source: {archive}: not a readable archive ({exc})") from None
+        text = str(exc).strip()
+        first = text.splitlines()[0].rstrip(":") if text else type(exc).__name__
+        raise DataError(f"ingest.source: {archive}: not a readable archive ({first})") from None
     entries = [
         p for p in dest.iterdir() if not _skipped(p.name) and (p.is_dir() or _is_image_name(p))
     ]

@@ -53,7 +53,10 @@ class Translator:
         if spec_path is None:
             what = "a noise generator" if _find(model_dir, "generator.json") else "no model"
             raise DataError(f"{label or model_dir}: not a translator ({what}; no {SPEC_FILE})")
-        stored = json.loads(spec_path.read_text())
+        try:
+            stored = json.loads(spec_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise DataError(f"{spec_path}: damaged ({err.__class__.__name__})") from None
         self.spec = {k: stored[k] for k in SPEC_KEYS if k in stored}  # spec keys only
         check_spec(self.spec)
         self.folder = spec_path.parent
@@ -66,11 +69,16 @@ class Translator:
         return (a, b) if direction == "a2b" else (b, a)
 
     def generator(self, direction: str) -> torch.nn.Module:
+        from safetensors import SafetensorError
+
         if direction not in self._G:
             weights = self.folder / WEIGHTS[direction]
             if not weights.is_file():
                 raise DataError(f"{weights}: missing from the model")
-            self._G[direction] = load_translator(weights, self.spec, direction)  # eval mode
+            try:
+                self._G[direction] = load_translator(weights, self.spec, direction)  # eval mode
+            except (SafetensorError, RuntimeError) as err:  # truncated file, other shapes
+                raise DataError(f"{weights}: not loadable ({str(err).splitlines()[0]})") from None
         return self._G[direction]
 
     def __call__(self, images: np.ndarray, direction: str) -> np.ndarray:
@@ -174,10 +182,15 @@ def translate(model: str, direction: str, src: Path, dst: Path) -> int:
 
     if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
         raise DataError(f"{dst}: exists and is not an empty folder; choose a new DST")
+    if src.is_dir() and dst.resolve().is_relative_to(src.resolve()):
+        raise DataError(f"{dst}: inside SRC {src} (a later run would translate the outputs)")
     translator = Translator(resolve_model_dir(model), model)
     check_direction(translator.spec, direction)  # one ConfigError: unknown, or b2a of pix2pix
     c_in, _ = translator.channels(direction)
-    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(f"{dst}: cannot be created ({err.strerror})") from None
     scratch = Path(tempfile.mkdtemp(prefix=".translate-src-", dir=dst.parent))
     try:
         root, files = collect(src, scratch)

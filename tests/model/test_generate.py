@@ -53,4 +53,25 @@ def test_generate_needs_a_label_choice_for_a_conditional_model(tmp_path, monkeyp
     assert not (tmp_path / "x.npz").exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("-n", "0"), "-n 0: make at least one image"),
+        (("--truncation", "0"), "--truncation 0.0: must be > 0"),
+        (("--out", "photos"), "--out photos: exists and is not an empty folder"),
+    ],
+)
+def test_generate_checks_its_options_before_anything(tmp_path, monkeypatch, capsys, args, message):
+    """A zero count or truncation would never end or crash; a folder of the user's is kept."""
+    use_store(monkeypatch, f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "mine.jpg").write_bytes(b"the user's")
+    base = ("--model", "models:/none@champion", "--balanced", "-n", "5", "--out", "syn")
+    assert ganops("generate", *base, *args) == 1
+    assert message in capsys.readouterr().err
+    assert (tmp_path / "photos" / "mine.jpg").read_bytes() == b"the user's"
+    assert not (tmp_path / "syn").exists()
+
+
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

@@ -53,6 +53,20 @@ def test_bad_override_is_one_line_and_exit_2():
     assert out.stderr.strip() == "error: --set train.lr: unknown key 'lr' in section 'train'"
 
 
+def test_help_shows_bracketed_defaults():
+    """[section.key] in help texts is the default's source, not markup to swallow."""
+    out = ganops("compare", "--help")
+    assert "[evaluate.seed]" in out.stdout and "[evaluate.nearest_k]" in out.stdout
+
+
+def test_model_that_is_neither_folder_nor_uri_touches_no_store(tmp_path):
+    args = ("--model", "./modles", "--direction", "a2b", "src", "dst")
+    out = ganops("translate", *args, cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "--model ./modles: no such folder, and not a models:/ or runs:/ URI" in out.stderr
+    assert not (tmp_path / "mlflow.db").exists()
+
+
 def test_unknown_stage_is_rejected():
     out = ganops("stage", "deploy")
     assert out.returncode != 0

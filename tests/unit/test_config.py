@@ -58,6 +58,9 @@ def test_override_sets_typed_value():
         ("train.nodes=3", "train.nodes x train.devices (3 x 1 processes)"),
         ("train.rdzv_endpoint=node0", "train.rdzv_endpoint: expected HOST:PORT"),
         ("train.rdzv_endpoint=node0:99999", "train.rdzv_endpoint: expected HOST:PORT"),
+        ("train.kimg={", "--set train.kimg: '{' is not a valid YAML value"),
+        ("train.kimg=.inf", "train.kimg: Input should be a finite number"),
+        ("train.lr_g=.nan", "train.lr_g: Input should be a finite number"),
     ],
 )
 def test_bad_override_names_the_key(override, message):
@@ -82,8 +85,20 @@ def test_missing_file_and_bad_yaml(tmp_path):
     with pytest.raises(ConfigError, match="params file not found"):
         load_params(tmp_path / "nope.yaml")
     (tmp_path / "x.yaml").write_text("train: [unclosed")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+    with pytest.raises(ConfigError, match="not valid YAML at line 1, column 17"):
         load_params(tmp_path / "x.yaml")
+    with pytest.raises(ConfigError, match="a folder, not a params file"):
+        load_params(tmp_path)
+    (tmp_path / "binary.yaml").write_bytes(bytes(range(128, 256)))
+    with pytest.raises(ConfigError, match="not a text"):
+        load_params(tmp_path / "binary.yaml")
+
+
+def test_a_section_given_twice_is_an_error_not_the_last_one(tmp_path):
+    text = SMOKE.read_text()
+    (tmp_path / "twice.yaml").write_text(text + "\ntrain:\n  kimg: 1\n")
+    with pytest.raises(ConfigError, match="key 'train' given twice"):
+        load_params(tmp_path / "twice.yaml")
 
 
 def test_digest_changes_with_section_only():

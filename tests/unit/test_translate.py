@@ -190,3 +190,35 @@ def test_existing_dst_is_refused_and_help_says_how_inputs_are_resized(tmp_path, 
 
     code, out, _ = translate(capsys, "--help")
     assert code == 0 and "resized as ingest does" in " ".join(out.split())
+
+
+def test_dst_inside_src_and_a_damaged_model_or_archive_are_one_line(tmp_path, cyclegan, capsys):
+    src = tmp_path / "in"
+    save(src / "x.png", gray(32, 0))
+    args = ("--model", str(cyclegan), "--direction", "a2b")
+    code, _, err = translate(capsys, *args, str(src), str(src / "out"))
+    assert code == 1 and "inside SRC" in err and not (src / "out").exists()
+
+    (tmp_path / "bad.zip").write_bytes(b"PK but not a zip")
+    code, _, err = translate(capsys, *args, str(tmp_path / "bad.zip"), str(tmp_path / "o1"))
+    assert code == 1
+    assert err.strip() == f"error: {tmp_path / 'bad.zip'}: not a readable archive (not a zip file)"
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for f in cyclegan.iterdir():
+        (broken / f.name).write_bytes(f.read_bytes()[: 40 if f.suffix == ".safetensors" else None])
+    mine = ("--model", str(broken), "--direction", "a2b", str(src))
+    code, _, err = translate(capsys, *mine, str(tmp_path / "o2"))
+    assert code == 1 and "G_AB.safetensors: not loadable" in err and "Traceback" not in err
+    (broken / "translator.json").write_text("{ damaged")
+    code, _, err = translate(capsys, *mine, str(tmp_path / "o3"))
+    assert code == 1 and "translator.json: damaged" in err
+
+
+def test_export_to_a_folder_is_one_line(tmp_path, cyclegan, capsys):
+    try:
+        cli.main(["export", "--model", str(cyclegan), "--out", str(tmp_path)])
+    except SystemExit as exc:
+        assert exc.code == 2
+    assert "a folder; name the file to write" in capsys.readouterr().err
