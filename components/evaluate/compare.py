@@ -6,6 +6,7 @@ autoencoder); FAKE is brought to REAL's size and channels the way ingest does it
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 
@@ -52,11 +53,24 @@ def compare(
     kid_subset_size: int,
     seed: int,
 ) -> dict:
+    from components.errors import ConfigError
     from components.evaluate.features import feature_net, predict
     from components.evaluate.metrics import METRICS, Pair, Side, compute
 
+    if epochs < 1 or nearest_k < 1 or kid_subset_size < 2:
+        raise ConfigError("compare: --epochs and --nearest-k must be >= 1, --kid-subset-size >= 2")
     real_x, real_y, real_names = load_sample_set(real_path)
     fake_x, fake_y, fake_names = load_sample_set(fake_path, real_x.shape[-1], real_x.shape[1])
+    smallest = min(len(real_x), len(fake_x))
+    if smallest <= nearest_k:
+        raise DataError(
+            f"compare: {smallest} images on the smaller side; the k-NN metrics need more than "
+            f"--nearest-k ({nearest_k})"
+        )
+    if kid_subset_size > smallest:
+        note = f"compare: --kid-subset-size {kid_subset_size} > {smallest} images: using {smallest}"
+        print(note, file=sys.stderr)  # stdout carries the JSON
+        kid_subset_size = smallest
     labelled = real_y is not None and fake_y is not None and real_names == fake_names
     k = len(real_names) if labelled else 0
     net = feature_net(real_x, real_y, k, epochs, seed)

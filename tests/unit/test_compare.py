@@ -49,3 +49,14 @@ def test_compare_two_image_folders(tmp_path):
     result = compare(a, b)
     assert set(result) >= KEYS
     assert "cond_acc" not in result  # unlabeled: class-based metrics are skipped
+
+
+def test_too_few_images_or_bad_options_are_one_line(tmp_path):
+    from components.errors import ConfigError, DataError
+    from components.evaluate.compare import compare as run_compare
+
+    tiny = datagen.npz(tmp_path / "tiny.npz", n=3)
+    with pytest.raises(DataError, match=r"\d images on the smaller side; .* --nearest-k \(3\)"):
+        run_compare(tiny, tiny, epochs=1, nearest_k=3, kid_subset_size=2, seed=0)
+    with pytest.raises(ConfigError, match="--epochs and --nearest-k must be >= 1"):
+        run_compare(tiny, tiny, epochs=0, nearest_k=3, kid_subset_size=2, seed=0)
