@@ -64,6 +64,14 @@ class IngestConfig(_Section):
     test_fraction: Annotated[float, Field(gt=0, lt=1)]
     seed: int
 
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _names(cls, value):
+        """Class folders are names: `classes: [0, 1]` in YAML means the folders "0" and "1"."""
+        if isinstance(value, list):
+            return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+        return value
+
 
 class ValidateConfig(_Section):
     min_images: PosInt

@@ -94,6 +94,10 @@ def test_missing_file_and_bad_yaml(tmp_path):
         load_params(tmp_path / "binary.yaml")
 
 
+def test_class_names_given_as_numbers_are_folder_names():
+    assert load_params(SMOKE, ["ingest.classes=[0, 1, 10]"]).ingest.classes == ["0", "1", "10"]
+
+
 def test_a_section_given_twice_is_an_error_not_the_last_one(tmp_path):
     text = SMOKE.read_text()
     (tmp_path / "twice.yaml").write_text(text + "\ntrain:\n  kimg: 1\n")
