@@ -144,6 +144,9 @@ def export(model: str | Path, fmt: str, out_path: str | Path, direction: str = "
         raise ConfigError(f"--format {fmt!r}: one of {', '.join(FORMATS)}")
     if Path(out_path).is_dir():
         raise ConfigError(f"--out {out_path}: a folder; name the file to write")
+    expected = {"onnx": ".onnx", "torchscript": ".pt"}.get(fmt)
+    if Path(out_path).suffix not in (expected, ".pth" if fmt == "torchscript" else expected):
+        print(f"export: note: writing {fmt} to {out_path} (the usual suffix is {expected})")
     G, inputs = load_model(resolve_model_dir(str(model)), direction)
     example = inputs(2, 0)  # what the exporter traces
     check = inputs(PARITY_BATCH, 1000)  # new values and another batch size

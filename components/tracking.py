@@ -17,8 +17,12 @@ def tracking_uri(layout: Layout) -> str:
 
 def setup(layout: Layout) -> str:
     """Point MLflow at the store and make sure the experiment exists; returns its id."""
+    import logging
+
     import mlflow
 
+    # "Creating initial MLflow database tables..." on every new store: not the user's business
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     uri = tracking_uri(layout)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)

@@ -222,3 +222,11 @@ def test_export_to_a_folder_is_one_line(tmp_path, cyclegan, capsys):
     except SystemExit as exc:
         assert exc.code == 2
     assert "a folder; name the file to write" in capsys.readouterr().err
+
+
+def test_export_says_when_the_suffix_is_not_the_formats(tmp_path, cyclegan, capsys):
+    out = tmp_path / "G.onnx"
+    with pytest.raises(SystemExit) as done:
+        cli.main(["export", "--model", str(cyclegan), "--format", "torchscript", "--out", str(out)])
+    assert done.value.code == 0
+    assert "writing torchscript to" in capsys.readouterr().out and out.is_file()
