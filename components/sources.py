@@ -23,7 +23,6 @@ import numpy as np
 from components.errors import DataError
 
 CHUNK = 4096  # images decoded per step: bounds ingest's peak memory
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 RESAMPLE = "LANCZOS"  # antialiased; resize choices change FID, so this is fixed and documented
 
 
@@ -257,19 +256,17 @@ def scan_images(folder: Path) -> tuple[list[Path], list[Path]]:
 
 
 def _to_uint8(img) -> np.ndarray:
-    """A decoded PIL image -> uint8 (H, W) or (H, W, 3). 16-bit and 32-bit integer images are
-    scaled by their bit depth (65535 -> 255), float images from 0..1 (or their own range), so
-    deep images are not clipped to white."""
+    """A decoded PIL image -> uint8 (H, W) or (H, W, 3). 16-bit images are scaled by their bit
+    depth (65535 -> 255; PIL opens them as I;16, or as I: an I image with values above 255 is
+    taken as 16-bit), float images in 0..1 by 255, so deep images are not clipped to white."""
     mode = img.mode
     if mode.startswith("I;16") or mode in ("I", "F"):
         arr = np.asarray(img, dtype=np.float64)
-        lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
-        if mode == "F" and lo >= 0.0 and hi <= 1.0:
-            arr = arr * 255.0
-        elif mode.startswith("I;16") or (mode == "I" and lo >= 0 and 255 < hi <= 65535):
+        hi = float(arr.max()) if arr.size else 0.0
+        if mode.startswith("I;16") or (mode == "I" and hi > 255):
             arr = arr / 257.0
-        elif lo < 0.0 or hi > 255.0:  # another range: stretch it
-            arr = (arr - lo) * (255.0 / max(hi - lo, 1e-12))
+        elif mode == "F" and hi <= 1.0:
+            arr = arr * 255.0
         return arr.round().clip(0, 255).astype(np.uint8)
     colour = mode not in GRAY_MODES
     return np.asarray(img.convert("RGB" if colour else "L"))
@@ -593,21 +590,18 @@ def detect_layout(root: Path, label: str) -> str:
 
 
 def _unwrap(root: Path, label: str) -> tuple[Path, str]:
-    """Look through folders that only wrap one other folder (`datasets/horse2zebra/trainA/`),
-    down to the folder that holds the data; a class folder (one holding images itself) or a
-    layout folder (trainA/, train/, ...) is data, not a wrapper."""
+    """Look through folders that only wrap one other folder down to a translation or split
+    layout (`datasets/horse2zebra/trainA/`). Anything else stays as it is: one folder of
+    images, or of sub-folders of images (`faces/b1/`, `faces/b2/`), is one class."""
+    start = (root, label)
     while True:
         entries = [p for p in root.iterdir() if not _skipped(p.name)]
         dirs = [p for p in entries if p.is_dir()]
+        if {p.name.lower() for p in dirs} & LAYOUT_FOLDERS:
+            return root, label
         if len(dirs) != 1 or any(p.is_file() and _is_image_name(p) for p in entries):
-            return root, label
-        inner = dirs[0]
-        holds_images = any(
-            p.is_file() and _is_image_name(p) and not _skipped(p.name) for p in inner.iterdir()
-        )
-        if holds_images or inner.name.lower() in LAYOUT_FOLDERS:
-            return root, label
-        root, label = inner, f"{label}/{inner.name}"
+            return start
+        root, label = dirs[0], f"{label}/{dirs[0].name}"
 
 
 def _domain_channels(parts: list[Part], domain: str) -> int:

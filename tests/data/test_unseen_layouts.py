@@ -108,11 +108,19 @@ def test_windows_zip_paths_keep_their_class_folders(cfg, tmp_path):
 
 
 def test_wrapper_folders_and_a_license_beside_them_are_looked_through(cfg, tmp_path):
-    root = datagen.translation_folder(tmp_path / "datasets" / "horse2zebra", "unpaired")
+    datagen.translation_folder(tmp_path / "datasets" / "horse2zebra", "unpaired")
     (tmp_path / "datasets" / "LICENSE").write_text("CC BY")
     archive = datagen.zip_of(tmp_path / "datasets", tmp_path / "h2z.zip")
     manifest, _ = ingest_to(cfg(archive, image_size=32), tmp_path)
-    assert manifest["kind"] == "unpaired" and root.exists()
+    assert manifest["kind"] == "unpaired"
+
+
+def test_a_folder_of_shards_of_one_class_stays_one_class(cfg, tmp_path):
+    """Only a translation or split layout is looked for below wrappers: `faces/b1/`,
+    `faces/b2/` under one folder are the class `faces`, as before."""
+    datagen.image_folder(tmp_path / "set" / "faces", classes=("b1", "b2"), n=10)
+    manifest, _ = ingest_to(cfg(tmp_path / "set"), tmp_path)
+    assert manifest["class_names"] == ["faces"]
 
 
 def test_layout_folder_names_match_in_any_case(cfg, tmp_path):
@@ -192,7 +200,7 @@ def test_a_flat_colour_is_blank():
     assert std[0] == 0 and std[1] > 10
 
 
-def test_tar_members_are_extracted_as_files(cfg, tmp_path):
+def test_a_tar_whose_entries_start_with_dot_slash(cfg, tmp_path):
     """A tar whose content sits under ./ (GNU tar's default) is one image folder."""
     path = tmp_path / "dot.tar.gz"
     with tarfile.open(path, "w:gz") as tf:

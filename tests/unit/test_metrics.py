@@ -281,3 +281,24 @@ def test_feature_net_learns_rgb_classes_at_large_sizes(size):
     feats, pred = predict(clf, images)
     assert feats.shape == (n, 128) and size > INPUT_SIZE
     assert (pred.numpy() == labels).mean() >= 0.95
+
+
+def test_knn_metrics_keep_float64_values_for_features_with_an_offset():
+    """float32 distances are taken after centring: a shared offset (ReLU features) loses no
+    digits, so the balls and the four figures match a float64 computation."""
+    import torch
+
+    from components.evaluate.metrics import Pair, Side, prdc
+
+    gen = torch.Generator().manual_seed(0)
+    a = 30 + 0.3 * torch.randn(2000, 256, generator=gen)
+    b = 30 + 0.3 * torch.randn(2000, 256, generator=gen) + 0.01
+    got = prdc(Pair(Side(None, a), Side(None, b)))
+    real, fake, k = a.double(), b.double(), 3
+
+    def radii(f):
+        return torch.cdist(f, f).topk(k + 1, dim=1, largest=False).values[:, -1]
+
+    r_real, r_fake, d = radii(real), radii(fake), torch.cdist(real, fake)
+    assert got["precision"] == float((d <= r_real[:, None]).any(0).double().mean())
+    assert got["recall"] == float((d <= r_fake[None, :]).any(1).double().mean())

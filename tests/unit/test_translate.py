@@ -217,10 +217,9 @@ def test_dst_inside_src_and_a_damaged_model_or_archive_are_one_line(tmp_path, cy
 
 
 def test_export_to_a_folder_is_one_line(tmp_path, cyclegan, capsys):
-    try:
+    with pytest.raises(SystemExit) as done:
         cli.main(["export", "--model", str(cyclegan), "--out", str(tmp_path)])
-    except SystemExit as exc:
-        assert exc.code == 2
+    assert done.value.code == 2
     assert "a folder; name the file to write" in capsys.readouterr().err
 
 
