@@ -20,7 +20,14 @@ import pandas as pd
 
 from components.config import IngestConfig
 from components.layout import Layout, atomic_dir, write_json
-from components.sources import Chunk, FolderSource, Source, Translation, open_dataset
+from components.sources import (
+    Chunk,
+    FolderSource,
+    Source,
+    SplitFolderSource,
+    Translation,
+    open_dataset,
+)
 
 
 def split_indices(labels: np.ndarray, test_fraction: float, seed: int) -> np.ndarray:
@@ -100,7 +107,7 @@ def process_chunk(chunk: Chunk, size: int, channels: int, scale: float):
 
 def float_scale(source: Source) -> float:
     """255 when a float source holds 0..1 values (judged on its first chunk), else 1."""
-    if isinstance(source, FolderSource):
+    if isinstance(source, FolderSource | SplitFolderSource):
         return 1.0  # decoded files are uint8
     first = next(iter(source.chunks()), None)
     if first is None:
