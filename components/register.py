@@ -92,7 +92,8 @@ TRANSLATOR_GATES = {
 # per-direction figures copied to the version's tags (those present)
 TRANSLATOR_TAGS = (
     "fid", "fid_floor", "fid_ceiling", "gap_closed", "domain_acc", "class_preservation",
-    "noop_ratio", "cycle_l1", "l1", "l1_copy", "psnr", "psnr_copy", "ssim", "ssim_copy",
+    "class_preservation_copy", "noop_ratio", "cycle_l1", "l1", "l1_copy", "psnr", "psnr_copy",
+    "ssim", "ssim_copy",
 )  # fmt: skip
 
 

@@ -20,7 +20,10 @@ Every direction reports, keyed `<direction>_<metric>` (see README, Evaluation):
 - `domain_acc`: share of translations the domain head puts in the target domain (P > 0.5);
   `_floor`: the same share for real target test images (the value real images reach).
 - `class_preservation` (both domains labelled): the target-class head agrees with the source
-  image's class; `_floor`: its accuracy on real target test images.
+  image's class; `_floor`: its accuracy on real target test images; `_copy`: the same head on
+  the source images as they are (no translation), the class evidence the inputs carry for it
+  (the net has seen both domains, so it reads many source images' classes): well below `_copy`,
+  the translation lost class evidence its input had.
 - `cycle_l1` (both directions present): mean |G_back(G(x)) - x|; `identity_l1` (channels match):
   mean |G(y) - y| on target images y; `noop_l1`: mean |G(x) - x|; `gap_l1`: mean |x - y| between
   randomly paired source and target test images; `noop_ratio` = noop_l1 / gap_l1 (~0: G does
@@ -277,7 +280,9 @@ def evaluate_direction(
     m["domain_acc_floor"] = float(real.in_target.mean())
     kept = sets.source_labels >= 0
     if dnet.labelled[src] and dnet.labelled[tgt] and kept.any():
-        m["class_preservation"] = float((translated.cls[kept] == sets.source_labels[kept]).mean())
+        labels = sets.source_labels[kept]
+        m["class_preservation"] = float((translated.cls[kept] == labels).mean())
+        m["class_preservation_copy"] = float((candidates["_ceiling"].cls[kept] == labels).mean())
         known = sets.target_labels >= 0
         m["class_preservation_floor"] = float((real.cls[known] == sets.target_labels[known]).mean())
     m.update(pixel_distances(sets, translators, direction, fake))

@@ -88,6 +88,8 @@ def test_oracle_closes_the_gap_and_keeps_the_class(unpaired):
         assert m[f"{d}_domain_acc"] > 0.9 and m[f"{d}_domain_acc_floor"] > 0.9, m
         assert m[f"{d}_class_preservation_floor"] > 0.7, m
         assert m[f"{d}_class_preservation"] > 0.7, m
+        # the target's classifier cannot read inverted digits' classes as they are
+        assert m[f"{d}_class_preservation_copy"] < m[f"{d}_class_preservation"] - 0.3, m
         assert m[f"{d}_cycle_l1"] == 0.0  # invert is its own inverse
         assert m[f"{d}_noop_ratio"] > 0.5, m
         assert "l1" not in m and f"{d}_l1" not in m  # no ground truth: unpaired
@@ -105,6 +107,7 @@ def test_copy_input_is_no_translation(unpaired):
         assert m[f"{d}_noop_l1"] == 0.0 and m[f"{d}_noop_ratio"] == 0.0
         assert m[f"{d}_gap_l1"] > 0.5  # inverted digits are far apart in pixels
         assert m[f"{d}_identity_l1"] == 0.0 and m[f"{d}_cycle_l1"] == 0.0
+        assert m[f"{d}_class_preservation"] == m[f"{d}_class_preservation_copy"]
     assert m["noop_ratio_min"] == 0.0 and m["fid_ratio"] > 5
 
 
