@@ -56,6 +56,15 @@ Fraction = Annotated[float, Field(ge=0, le=1)]
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=False, allow_inf_nan=False)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_as_number(cls, value: Any, info) -> Any:
+        """true/false only where a key is a switch: lax pydantic would read true as 1."""
+        annotation = cls.model_fields[info.field_name].annotation
+        if isinstance(value, bool) and annotation in (int, float):
+            raise ValueError("expected a number, not a true/false switch")
+        return value
+
 
 class IngestConfig(_Section):
     source: str

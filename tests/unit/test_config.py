@@ -61,6 +61,10 @@ def test_override_sets_typed_value():
         ("train.kimg={", "--set train.kimg: '{' is not a valid YAML value"),
         ("train.kimg=.inf", "train.kimg: Input should be a finite number"),
         ("train.lr_g=.nan", "train.lr_g: Input should be a finite number"),
+        ("train.batch_size=true", "train.batch_size: expected a number, not a true/false switch"),
+        ("train.lr_d=false", "train.lr_d: expected a number, not a true/false switch"),
+        ("validate.max_blank_fraction=true", "validate.max_blank_fraction: expected a number"),
+        ("train.translation.n_blocks=yes", "train.translation.n_blocks: expected a number"),
     ],
 )
 def test_bad_override_names_the_key(override, message):
