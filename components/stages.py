@@ -13,5 +13,30 @@ def run_stage(name: str, params: Params, layout: Layout | None = None) -> dict[s
     """Run one stage's component function with its own config section."""
     if name not in STAGES:
         raise ValueError(f"unknown stage {name!r} (one of {', '.join(STAGES)})")
+    layout = layout or Layout.here()
+    if name != "ingest":
+        check_ingested_as(params, layout)
     module = importlib.import_module(f"components.{name}")
-    return module.run(params.section(name), layout or Layout.here())
+    return module.run(params.section(name), layout)
+
+
+def check_ingested_as(params: Params, layout: Layout) -> None:
+    """The data on disk is what params' ingest section describes: after an ingest that failed
+    or ran with other settings, a later stage would otherwise use the older data set silently."""
+    from components.errors import DataError
+    from components.layout import read_json
+
+    if not layout.manifest.is_file():
+        return  # the stage itself says there is no processed data set
+    ingested = read_json(layout.manifest).get("params")
+    if ingested is None:  # written before the manifest kept its ingest settings
+        return
+    wanted = params.ingest.model_dump(mode="json")
+    differ = [k for k in wanted if ingested.get(k) != wanted[k]]
+    if differ:
+        key = differ[0]
+        more = f" (and {len(differ) - 1} more ingest key(s))" if len(differ) > 1 else ""
+        raise DataError(
+            f"{layout.processed}: ingested with ingest.{key}={ingested.get(key)!r}, params give "
+            f"{wanted[key]!r}{more}; run `ganops stage ingest` first"
+        )

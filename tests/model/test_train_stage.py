@@ -21,6 +21,9 @@ from tests.conftest import ROOT
 
 @pytest.fixture
 def digits_project(project, smoke_params):
+    """The smoke profile on the bundled digits: params.yaml says so too (stages check it)."""
+    params = project / "params.yaml"
+    params.write_text(params.read_text().replace("source: mnist5k", "source: digits", 1))
     layout = Layout(project)
     ingest.run(smoke_params.ingest.model_copy(update={"source": "digits"}), layout)
     return layout
@@ -129,7 +132,8 @@ def test_two_torchrun_agents_on_localhost_train_like_one_process(project):
     shutil.copy(ROOT / "tests" / "params-tiny.yaml", project / "params.yaml")
     # 4 steps of 32 images, one probe at the end
     short = ["train.kimg=0.128", "train.eval_every_kimg=1", "train.reg.diffaugment="]
-    params = load_params(project / "params.yaml", [*short, "ingest.source=digits"])
+    short.append("ingest.source=digits")
+    params = load_params(project / "params.yaml", short)
     layout = Layout(project)
     ingest.run(params.ingest, layout)
     assert params.train.devices == 1 and params.train.nodes == 1

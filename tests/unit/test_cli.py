@@ -104,6 +104,8 @@ def test_stage_validate_exits_nonzero_with_one_line_per_failed_check(tmp_path):
             *run,
             "validate",
             "--set",
+            "ingest.source=digits",
+            "--set",
             "validate.min_images=5000",
             "--set",
             "validate.min_class_fraction=0.2",
@@ -118,6 +120,15 @@ def test_stage_validate_exits_nonzero_with_one_line_per_failed_check(tmp_path):
     failed = [line for line in out.stderr.splitlines() if line.strip().startswith("FAILED")]
     assert len(failed) == 2, out.stderr
     assert "observed 1797" in failed[0]
+    # params that describe other data than data/processed holds: one line, nothing validated
+    stale = subprocess.run(
+        [*run, "validate"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert stale.returncode == 1 and "Traceback" not in stale.stderr
+    assert stale.stderr.strip().splitlines()[-1] == (
+        f"error: {tmp_path / 'data' / 'processed'}: ingested with ingest.source='digits', "
+        "params give 'mnist5k'; run `ganops stage ingest` first"
+    ), stale.stderr
 
 
 @pytest.mark.slow  # trains both loops
