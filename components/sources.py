@@ -689,9 +689,11 @@ def extract_archive(archive: Path, dest: Path) -> Path:
     Returns the image folder: `dest`, or its single top-level folder when there is exactly one
     (hidden entries, `__MACOSX/` and loose non-image files such as LICENSE do not count).
     """
+    import errno
     import zlib
 
     unreadable = (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, OSError)
+    full = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # the disk, not the archive
     if archive.name.lower().endswith(".zip") and not zipfile.is_zipfile(archive):
         raise DataError(f"ingest.source: {archive}: not a readable archive (not a zip file)")
     try:
@@ -716,6 +718,14 @@ def extract_archive(archive: Path, dest: Path) -> Path:
                         )
                 tf.extractall(dest, members=members, filter="data")
     except unreadable as exc:
+        written = getattr(exc, "filename", None)
+        if getattr(exc, "errno", None) in full or (
+            written and Path(written).resolve().is_relative_to(dest.resolve())
+        ):
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            raise DataError(
+                f"ingest.source: {archive}: cannot extract into {dest}: {reason}"
+            ) from None
         text = str(exc).strip()
         first = text.splitlines()[0].rstrip(":") if text else type(exc).__name__
         raise DataError(f"ingest.source: {archive}: not a readable archive ({first})") from None

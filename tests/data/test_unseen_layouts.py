@@ -210,3 +210,22 @@ def test_a_tar_whose_entries_start_with_dot_slash(cfg, tmp_path):
             tf.addfile(info, io.BytesIO(payload))
     manifest, _ = ingest_to(cfg(path), tmp_path)
     assert manifest["class_names"] == ["cat", "dog"]
+
+
+def test_a_full_disk_while_extracting_is_not_called_a_damaged_archive(tmp_path, monkeypatch):
+    import errno
+
+    from components.sources import extract_archive
+
+    src = _zip(tmp_path / "pets.zip", _class_files(n=3))
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(zipfile.ZipFile, "extract", disk_full)
+    (tmp_path / "scratch").mkdir()
+    with pytest.raises(DataError) as err:
+        extract_archive(src, tmp_path / "scratch")
+    assert str(err.value) == (
+        f"ingest.source: {src}: cannot extract into {tmp_path / 'scratch'}: No space left on device"
+    )
