@@ -559,6 +559,8 @@ def translator_tags(metrics: dict, spec: dict, about: dict) -> dict[str, str]:
 def _crown(layout: Layout, name: str, action: str, reason: str, pick) -> dict:
     """Under the promotion lock: `pick(client)` names the version to make champion; the old
     champion becomes previous-champion; the decision is recorded on the version."""
+    if not reason.strip():
+        raise RegistryError(f"{action} --reason is empty: say why (it is recorded on the version)")
     from mlflow import MlflowClient
 
     from components import tracking

@@ -117,6 +117,9 @@ def test_worse_candidate_is_challenger_then_promote_and_rollback(store, tmp_path
     assert version.tags["decision_reason"] == "canary regressed"
     with pytest.raises(RegistryError, match="no such model version"):
         reg.promote(Layout(tmp_path), "ganops-generator", "9", reason="typo")
+    with pytest.raises(RegistryError, match="promote --reason is empty: say why"):
+        reg.promote(Layout(tmp_path), "ganops-generator", "2", reason="  ")
+    assert aliases()["champion"] == "1"  # nothing moved
 
 
 def race(tmp_path, uri, fids):
