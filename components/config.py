@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import types
+import typing
 from collections.abc import Hashable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -59,11 +61,25 @@ class _Section(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _no_bool_as_number(cls, value: Any, info) -> Any:
-        """true/false only where a key is a switch: lax pydantic would read true as 1."""
-        annotation = cls.model_fields[info.field_name].annotation
-        if isinstance(value, bool) and annotation in (int, float):
-            raise ValueError("expected a number, not a true/false switch")
+        """true/false only where a key is a switch, numbers only where it is not: lax pydantic
+        would read true as 1 and 1 as true."""
+        if isinstance(value, int | float):
+            admits = _scalar_kinds(cls.model_fields[info.field_name].annotation)
+            if isinstance(value, bool) and bool not in admits and admits & {int, float}:
+                raise ValueError("expected a number, not a true/false switch")
+            if not isinstance(value, bool) and bool in admits and not admits & {int, float}:
+                raise ValueError("expected true or false, not a number")
         return value
+
+
+def _scalar_kinds(annotation: Any) -> set[type]:
+    """The scalar types a field takes, looking into Literal[...] and unions: lax pydantic reads
+    true as 1 for int, float and Literal[1, 3] alike, so each of them must refuse a bool."""
+    if typing.get_origin(annotation) is Literal:
+        return {type(a) for a in typing.get_args(annotation)}
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return set().union(*(_scalar_kinds(a) for a in typing.get_args(annotation)))
+    return {annotation} if isinstance(annotation, type) else set()
 
 
 class IngestConfig(_Section):

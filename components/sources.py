@@ -694,6 +694,7 @@ def extract_archive(archive: Path, dest: Path) -> Path:
 
     unreadable = (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, OSError)
     full = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # the disk, not the archive
+    denied = (errno.EACCES, errno.EPERM)  # the scratch folder, when the error names a path in it
     if archive.name.lower().endswith(".zip") and not zipfile.is_zipfile(archive):
         raise DataError(f"ingest.source: {archive}: not a readable archive (not a zip file)")
     try:
@@ -719,12 +720,13 @@ def extract_archive(archive: Path, dest: Path) -> Path:
                 tf.extractall(dest, members=members, filter="data")
     except unreadable as exc:
         written = getattr(exc, "filename", None)
-        if getattr(exc, "errno", None) in full or (
-            written and Path(written).resolve().is_relative_to(dest.resolve())
+        code = getattr(exc, "errno", None)
+        if code in full or (
+            code in denied and written and Path(written).resolve().is_relative_to(dest.resolve())
         ):
             reason = getattr(exc, "strerror", None) or type(exc).__name__
             raise DataError(
-                f"ingest.source: {archive}: cannot extract into {dest}: {reason}"
+                f"ingest.source: {archive}: cannot extract into the scratch folder {dest}: {reason}"
             ) from None
         text = str(exc).strip()
         first = text.splitlines()[0].rstrip(":") if text else type(exc).__name__

@@ -32,11 +32,36 @@ def check_ingested_as(params: Params, layout: Layout) -> None:
     if ingested is None:  # written before the manifest kept its ingest settings
         return
     wanted = params.ingest.model_dump(mode="json")
-    differ = [k for k in wanted if ingested.get(k) != wanted[k]]
+    differ = [k for k in wanted if not _same_setting(k, ingested.get(k, _MISSING), wanted[k])]
     if differ:
         key = differ[0]
         more = f" (and {len(differ) - 1} more ingest key(s))" if len(differ) > 1 else ""
-        raise DataError(
-            f"{layout.processed}: ingested with ingest.{key}={ingested.get(key)!r}, params give "
-            f"{wanted[key]!r}{more}; run `ganops stage ingest` first"
+        found = ingested.get(key, _MISSING)
+        was = (
+            f"its manifest does not record ingest.{key} (ingested by an older ganops)"
+            if found is _MISSING
+            else f"was ingested with ingest.{key}={found!r}"
         )
+        raise DataError(
+            f"{layout.processed}: {was}, params give {wanted[key]!r}{more}; pass the ingest's "
+            "settings (--set ingest.KEY=VALUE) or re-ingest (`ganops stage ingest`, `dvc repro`)"
+        )
+
+
+_MISSING = object()
+
+
+def _same_setting(key: str, ingested: Any, wanted: Any) -> bool:
+    """Equal settings; a source path counts as the same when it names the same place
+    (`data/x.zip`, `./data/x.zip` and its absolute path, `~` expanded)."""
+    if ingested == wanted:
+        return True
+    if key != "source" or not isinstance(ingested, str):
+        return False
+    from pathlib import Path
+
+    from components.sources import BUNDLED, BUNDLED_TRANSLATION
+
+    if {ingested, wanted} & {*BUNDLED, *BUNDLED_TRANSLATION}:
+        return False
+    return Path(ingested).expanduser().resolve() == Path(wanted).expanduser().resolve()

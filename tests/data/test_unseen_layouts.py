@@ -212,20 +212,33 @@ def test_a_tar_whose_entries_start_with_dot_slash(cfg, tmp_path):
     assert manifest["class_names"] == ["cat", "dog"]
 
 
-def test_a_full_disk_while_extracting_is_not_called_a_damaged_archive(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("code", "under_scratch", "said"),
+    [
+        ("ENOSPC", False, "cannot extract into the scratch folder {scratch}: No space left"),
+        ("EACCES", True, "cannot extract into the scratch folder {scratch}: Permission denied"),
+        ("ENAMETOOLONG", True, "not a readable archive ([Errno"),  # the entry's name, not the disk
+    ],
+)
+def test_a_failing_disk_while_extracting_is_not_called_a_damaged_archive(
+    tmp_path, monkeypatch, code, under_scratch, said
+):
     import errno
+    import os
 
     from components.sources import extract_archive
 
     src = _zip(tmp_path / "pets.zip", _class_files(n=3))
+    scratch = tmp_path / "scratch"
+    number = getattr(errno, code)
 
-    def disk_full(*args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
+    written = str(scratch / "x.png") if under_scratch else None
 
-    monkeypatch.setattr(zipfile.ZipFile, "extract", disk_full)
-    (tmp_path / "scratch").mkdir()
+    def failing(*args, **kwargs):
+        raise OSError(number, os.strerror(number), written)
+
+    monkeypatch.setattr(zipfile.ZipFile, "extract", failing)
+    scratch.mkdir()
     with pytest.raises(DataError) as err:
-        extract_archive(src, tmp_path / "scratch")
-    assert str(err.value) == (
-        f"ingest.source: {src}: cannot extract into {tmp_path / 'scratch'}: No space left on device"
-    )
+        extract_archive(src, scratch)
+    assert str(err.value).startswith(f"ingest.source: {src}: " + said.format(scratch=scratch))

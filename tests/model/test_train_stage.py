@@ -23,7 +23,9 @@ from tests.conftest import ROOT
 def digits_project(project, smoke_params):
     """The smoke profile on the bundled digits: params.yaml says so too (stages check it)."""
     params = project / "params.yaml"
-    params.write_text(params.read_text().replace("source: mnist5k", "source: digits", 1))
+    text = params.read_text()
+    assert "source: mnist5k" in text  # the smoke profile's source, rewritten below
+    params.write_text(text.replace("source: mnist5k", "source: digits", 1))
     layout = Layout(project)
     ingest.run(smoke_params.ingest.model_copy(update={"source": "digits"}), layout)
     return layout

@@ -4,6 +4,7 @@ a translator that describes itself."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -136,8 +137,8 @@ def test_sigkill_then_restart_ends_bit_identical(datasets, tmp_path):
     root, _ = datasets["unpaired"]
     shutil.copy(SMOKE, root / "params.yaml")
     sets = [f"train.{o}" for o in (*TRANSLATE, "arch=cyclegan", "kimg=0.1", "ckpt_every_kimg=0.05")]
-    source = read_json(Layout(root).manifest)["params"]["source"]  # what the stage checks
-    sets += [f"ingest.source={source}", "ingest.image_size=32"]
+    ingested = read_json(Layout(root).manifest)["params"]  # what the stage checks
+    sets += [f"ingest.{key}={json.dumps(value)}" for key, value in ingested.items()]
     cmd = _ganops("stage", "train", *[a for o in sets for a in ("--set", o)])
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     subprocess.run(cmd, cwd=root, env=env, check=True, capture_output=True)

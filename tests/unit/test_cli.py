@@ -126,8 +126,9 @@ def test_stage_validate_exits_nonzero_with_one_line_per_failed_check(tmp_path):
     )
     assert stale.returncode == 1 and "Traceback" not in stale.stderr
     assert stale.stderr.strip().splitlines()[-1] == (
-        f"error: {tmp_path / 'data' / 'processed'}: ingested with ingest.source='digits', "
-        "params give 'mnist5k'; run `ganops stage ingest` first"
+        f"error: {tmp_path / 'data' / 'processed'}: was ingested with ingest.source='digits', "
+        "params give 'mnist5k'; pass the ingest's settings (--set ingest.KEY=VALUE) or "
+        "re-ingest (`ganops stage ingest`, `dvc repro`)"
     ), stale.stderr
 
 

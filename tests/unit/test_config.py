@@ -65,6 +65,10 @@ def test_override_sets_typed_value():
         ("train.lr_d=false", "train.lr_d: expected a number, not a true/false switch"),
         ("validate.max_blank_fraction=true", "validate.max_blank_fraction: expected a number"),
         ("train.translation.n_blocks=yes", "train.translation.n_blocks: expected a number"),
+        ("ingest.channels=true", "ingest.channels: expected a number, not a true/false switch"),
+        ("ingest.image_size=false", "ingest.image_size: expected a number"),
+        ("train.channels_last=1", "train.channels_last: expected true or false, not a number"),
+        ("train.compile=0", "train.compile: expected true or false, not a number"),
     ],
 )
 def test_bad_override_names_the_key(override, message):
