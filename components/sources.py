@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import tarfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -38,11 +38,18 @@ class Chunk:
 @dataclass
 class SourceInfo:
     n_images: int
-    channels: int  # channels of the raw data (1 or 3)
+    # channels of the raw data (1 or 3), or how to find them from the files: image folders
+    # read every header for that, which `ingest.channels: 1 | 3` never asks for
+    found_channels: int | Callable[[], int]
     class_names: list[str]
     conditional: bool
     description: str
     paths: list[Path] = field(default_factory=list)  # local files the source was read from
+
+    @functools.cached_property
+    def channels(self) -> int:
+        found = self.found_channels
+        return found() if callable(found) else found
 
 
 class Source:
@@ -184,7 +191,7 @@ def mnist2digits(size: int) -> Translation:
     )
     parts = [Part("A", None, mnist5k()), Part("B", None, blocky)]
     about = "mnist2digits: MNIST-5k (A) <-> sklearn 8x8 digits, nearest-upscaled (B)"
-    return Translation("unpaired", parts, _digit_names(), {"A": 1, "B": 1}, about)
+    return Translation("unpaired", parts, _digit_names(), about, {"A": 1, "B": 1})
 
 
 def sobel_edges(images: np.ndarray) -> np.ndarray:
@@ -212,9 +219,8 @@ def digits_edges(size: int) -> Translation:
         side_by_side, y.astype(np.int64), _digit_names(), "MNIST-5k edges|digit", "digits-edges"
     )
     about = "digits-edges: Sobel edge map of an MNIST-5k digit (A) -> the digit (B)"
-    return Translation(
-        "paired", [Part("AB", None, source)], _digit_names(), {"A": 1, "B": 1}, about
-    )
+    parts = [Part("AB", None, source)]
+    return Translation("paired", parts, _digit_names(), about, {"A": 1, "B": 1})
 
 
 BUNDLED_TRANSLATION = {"mnist2digits": mnist2digits, "digits-edges": digits_edges}
@@ -377,7 +383,7 @@ class FolderSource(Source):
                 f"ingest: {label}: ignored {len(ignored)} non-image file(s): "
                 f"{_name_some(ignored, root)}"
             )
-        channels = auto_channels([f for f, _ in self.items])
+        channels = functools.partial(auto_channels, [f for f, _ in self.items])
         self.info = SourceInfo(len(self.items), channels, names, conditional, label)
         self.label = label
 
@@ -525,15 +531,23 @@ class Translation:
     kind: str  # "unpaired" | "paired"
     parts: list[Part]
     class_names: list[str]  # label k means the same class in A and B
-    channels: dict[str, int]  # channels per domain ("A", "B") for ingest.channels: auto
     description: str
+    # channels per domain ("A", "B") for ingest.channels: auto; None: found from the files
+    # (every header read) when first asked
+    known_channels: dict[str, int] | None = None
     info: SourceInfo = field(init=False)
 
     def __post_init__(self):
         n = sum(p.source.info.n_images for p in self.parts)
         self.info = SourceInfo(
-            n, max(self.channels.values()), self.class_names, False, self.description
+            n, lambda: max(self.channels.values()), self.class_names, False, self.description
         )
+
+    @functools.cached_property
+    def channels(self) -> dict[str, int]:
+        if self.known_channels is not None:
+            return self.known_channels
+        return {d: _domain_channels(self.parts, d) for d in ("A", "B")}
 
     def labelled(self, domain: str) -> bool:
         return any(p.source.info.conditional for p in self.parts if domain in p.domain)
@@ -632,9 +646,8 @@ def translation(root: Path, kind: str, classes: list[str], label: str) -> Transl
                 f"ingest.source: {label}: {with_classes}/ has class folders but {loose}/ holds "
                 "loose images; use one layout for a domain's train and test"
             )
-    channels = {d: _domain_channels(parts, d) for d in ("A", "B")}
     labelled = any(p.source.info.conditional for p in parts)
-    return Translation(kind, parts, names if labelled else [], channels, f"{kind} {label}")
+    return Translation(kind, parts, names if labelled else [], f"{kind} {label}")
 
 
 class SplitFolderSource(Source):
@@ -654,7 +667,11 @@ class SplitFolderSource(Source):
             )
         self.splits = np.repeat(["train", "test"], [p.info.n_images for p in self.parts])
         conditional = self.parts[0].info.conditional
-        channels = max(p.info.channels for p in self.parts)
+        parts = self.parts
+
+        def channels() -> int:
+            return max(p.info.channels for p in parts)
+
         description = f"image set split into {folders[0].name}/ and {folders[1].name}/: {label}"
         self.info = SourceInfo(
             len(self.splits), channels, names if conditional else [], conditional, description

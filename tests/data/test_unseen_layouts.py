@@ -73,6 +73,36 @@ def test_gray_images_saved_as_rgb_stay_one_channel(cfg, tmp_path):
     assert manifest["shape"][0] == 1
 
 
+@pytest.mark.parametrize("kind", ["generate", "split", "unpaired", "paired"])
+def test_fixed_channels_read_no_header_for_them_and_auto_does(cfg, tmp_path, monkeypatch, kind):
+    """`ingest.channels: 1 | 3` never asks what the files hold: no pass over every header."""
+    import components.sources as sources
+
+    root = tmp_path / "set"
+    if kind in ("unpaired", "paired"):
+        datagen.translation_folder(root, kind=kind, rgb_b=True)
+    else:
+        train = root / "train" if kind == "split" else root
+        datagen.image_folder(train, classes=("a", "b"), n=12, rgb=True)
+        if kind == "split":
+            datagen.image_folder(root / "test", classes=("a", "b"), n=6, rgb=True)
+    asked = []
+    real = sources._colour_mode
+    monkeypatch.setattr(sources, "_colour_mode", lambda path: asked.append(path) or real(path))
+
+    def channels(manifest) -> int:
+        return (
+            max(d["channels"] for d in manifest["domains"].values())
+            if "domains" in manifest
+            else manifest["shape"][0]
+        )
+
+    fixed = datagen.ingest_to(cfg(root, channels=1, image_size=32), tmp_path / "fixed")[1]
+    assert asked == [] and channels(fixed) == 1
+    auto = datagen.ingest_to(cfg(root, channels="auto", image_size=32), tmp_path / "auto")[1]
+    assert asked and channels(auto) == 3  # the colour was found by reading the files
+
+
 def test_os_litter_and_other_files_are_left_out(cfg, tmp_path, capsys):
     files = _class_files()
     files["__MACOSX/cat/._000.png"] = b"\x00\x05\x16\x07 resource fork"
