@@ -25,7 +25,7 @@ import time
 
 import torch
 
-from components.train.augment import ada_augment, diff_augment
+from components.families.noise.augment import ada_augment, diff_augment
 
 SHAPES = ((64, 1, 32, 32), (64, 3, 64, 64))  # (B, C, H, W)
 

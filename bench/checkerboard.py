@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from components.train.translation import l1_loss
-from components.translators import build_discriminator, build_generator, make_spec
+from components.families.translation.common import l1_loss
+from components.families.translation.nets import build_discriminator, build_generator, make_spec
 
 MODES = ("transpose", "resize")
 NOISE = 0.5  # std of the Gaussian noise added to inputs, in [-1, 1] units

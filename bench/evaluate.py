@@ -38,7 +38,7 @@ def main() -> None:
     from components.evaluate import generate
     from components.evaluate.features import FEATURE_NET_IMAGES, predict, train_classifier
     from components.evaluate.metrics import METRICS, Pair, Side
-    from components.models import Generator
+    from components.families.noise.nets import Generator
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=10_000)

@@ -68,7 +68,7 @@ def run(
 
 
 def main() -> None:
-    from components.models import Discriminator, Generator, init_weights
+    from components.families.noise.nets import Discriminator, Generator, init_weights
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--image-size", type=int, default=64)

@@ -190,7 +190,7 @@ def run(
 
 
 def main() -> None:
-    from components.translators import build_discriminator, build_generator, make_spec
+    from components.families.translation.nets import build_discriminator, build_generator, make_spec
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arch", default="cyclegan", choices=("cyclegan", "pix2pix"))

@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 
 import torch
+from speed import bench_config  # bench/speed.py: this script's folder is sys.path[0]
 
 from components.config import load_params
-from components.models import Discriminator, init_weights
-from components.train.bench import bench_config
-from components.train.gan import fit_gan
+from components.families.noise.nets import Discriminator, init_weights
+from components.families.noise.trainer import fit_gan
 from components.train.loop import Callbacks
 
 CONV_OPS = ("convolution", "conv2d", "conv_transpose")

@@ -53,7 +53,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from components.dataset import load_dataset
-    from components.evaluate.translation import DIRECTIONS, load_translators
+    from components.families.translation.evaluate import DIRECTIONS, load_translators
     from components.layout import Layout
 
     layout = Layout(args.project.resolve())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +17,11 @@ app = typer.Typer(
     rich_markup_mode=None,  # help texts show [section.key] defaults literally
 )
 
+DATA_KIND_TEXT = {  # what `ganops families` says of each processed data kind
+    "generate": "images with optional class labels (a folder of class folders, .npz, bundled)",
+    "unpaired": "two image domains trainA/ trainB/ testA/ testB/, unpaired",
+    "paired": "aligned A|B pairs (side-by-side images or paired domain folders)",
+}
 ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="params file")]
 SetOpt = Annotated[
     list[str] | None,
@@ -29,14 +35,39 @@ def _load(params: Path, overrides: list[str] | None):
     return load_params(params, overrides or [])
 
 
+# The source tree next to components/ (in a wheel, site-packages: it ships flows/, not bench/).
+# The library imports neither flows/ nor bench/: `ganops run` loads the flow by its entrypoint,
+# as the deployments in infra/prefect.yaml do, and `ganops bench` runs bench/speed.py.
+ROOT = Path(__file__).resolve().parents[1]
+PIPELINE_ENTRYPOINT = "flows/pipeline.py:ganops_pipeline"
+BENCH_SCRIPT = ROOT / "bench" / "speed.py"
+
+
+@functools.cache
+def _pipeline_flow():
+    """The pipeline flow, loaded from PIPELINE_ENTRYPOINT with Prefect's loader (a worker's)."""
+    from prefect.flows import load_flow_from_entrypoint
+
+    from components.errors import ConfigError
+
+    path, name = PIPELINE_ENTRYPOINT.split(":")
+    if not (ROOT / path).is_file():
+        raise ConfigError(f"run: {ROOT / path} is missing (the flow of {PIPELINE_ENTRYPOINT})")
+    saved = sys.path[:]
+    try:
+        return load_flow_from_entrypoint(f"{ROOT / path}:{name}", use_placeholder_flow=False)
+    finally:
+        sys.path[:] = saved  # the loader puts flows/ and the working directory first: undone
+
+
 @app.command()
 def run(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None) -> None:
     """Run the whole pipeline as a Prefect flow: ingest, validate, train, evaluate, register."""
     cfg_check = _load(params, set_)  # fail fast on a bad key, before Prefect starts
     del cfg_check
     from components.orchestrate import prefect_api
-    from flows.pipeline import ganops_pipeline
 
+    ganops_pipeline = _pipeline_flow()
     with prefect_api():
         result = ganops_pipeline(params_file=str(params), overrides=list(set_ or []))
     typer.echo(f"pipeline done: {result}")
@@ -187,6 +218,36 @@ bench_app = typer.Typer(
 app.add_typer(bench_app, name="bench")
 
 
+def _bench(command: str, params: Path, set_: list[str] | None, impl, **options) -> None:
+    """Run `python bench/speed.py COMMAND` with these options in a child interpreter (bench/
+    imports the library, never the reverse); its exit status is this command's."""
+    import os
+    import subprocess
+
+    from components.errors import ConfigError
+
+    _load(params, set_)  # fail fast on a bad key, before a second interpreter starts
+    if not BENCH_SCRIPT.is_file():
+        raise ConfigError(
+            f"bench {command}: no {BENCH_SCRIPT}: the benchmarks run from a source checkout"
+        )
+    argv = [f"--{key.replace('_', '-')}={v}" for key, v in options.items() if v is not None]
+    argv += [f"--impl={i}" for i in impl or ()] + [f"--set={item}" for item in set_ or ()]
+    pythonpath = os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))
+    child = subprocess.Popen(  # the library the child imports is this one
+        [sys.executable, str(BENCH_SCRIPT), command, *argv, f"--params={params}"],
+        env=os.environ | {"PYTHONPATH": pythonpath},
+    )
+    try:
+        code = child.wait()
+    except KeyboardInterrupt:  # Ctrl-C, or a SIGTERM sent to this process alone: pass it on
+        child.terminate()
+        child.wait()
+        raise
+    if code:
+        raise typer.Exit(code if code > 0 else 128 - code)  # killed by signal N: 128 + N
+
+
 @bench_app.command("train")
 def bench_train(
     arch: Annotated[str, typer.Option(help="dcgan | sagan | resnet")] = "dcgan",
@@ -206,34 +267,30 @@ def bench_train(
     set_: SetOpt = None,
 ) -> None:
     """Images/s of ganops' trainer and of a plain eager fp32 DataLoader loop (bench/)."""
-    from components.config import ARCH_SIZES
     from components.errors import ConfigError
+    from components.families.noise.options import ARCH_SIZES
 
     if arch not in ARCH_SIZES or channels not in (1, 3):
         raise ConfigError("bench train: --arch dcgan|sagan|resnet, --channels 1|3")
-    from components.train.bench import BENCH_IMAGE_SIZE
-
-    image_size = image_size or BENCH_IMAGE_SIZE[arch]
-    if image_size not in ARCH_SIZES[arch]:
+    if image_size is not None and image_size not in ARCH_SIZES[arch]:  # None: bench/'s default
         sizes = "|".join(map(str, ARCH_SIZES[arch]))
         raise ConfigError(f"bench train: --arch {arch} builds --image-size {sizes}")
     if device not in ("cpu", "cuda") or not set(impl or ()) <= {"ganops", "plain"}:
         raise ConfigError("bench train: --device cpu|cuda, --impl ganops|plain")
     if repeats < 1 or steps < 1 or batch_size < 1:
         raise ConfigError("bench train: --batch-size, --steps and --repeats must be at least 1")
-    from components.train.bench import run as run_bench
-
-    base = _load(params, set_).train
-    run_bench(
-        base,
-        arch,
-        image_size,
-        channels,
-        batch_size,
-        steps,
-        device,
-        tuple(impl or ("ganops", "plain")),
-        repeats,
+    _bench(
+        "train",
+        params,
+        set_,
+        impl,
+        arch=arch,
+        image_size=image_size,
+        channels=channels,
+        batch_size=batch_size,
+        steps=steps,
+        device=device,
+        repeats=repeats,
     )
 
 
@@ -247,7 +304,7 @@ def bench_translate(
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
     impl: Annotated[list[str] | None, typer.Option(help="ganops and/or plain")] = None,
     repeats: Annotated[int, typer.Option(help="runs per impl, taking turns; median reported")] = 3,
-    params: ParamsOpt = Path("params.yaml"),
+    params: ParamsOpt = Path("params-translate.yaml"),
     set_: SetOpt = None,
 ) -> None:
     """Images/s of ganops' translation trainer (CycleGAN: both Gs and Ds per step; pix2pix: G
@@ -264,19 +321,18 @@ def bench_translate(
         raise ConfigError("bench translate: --device cpu|cuda, --impl ganops|plain")
     if repeats < 1 or steps < 1 or batch_size < 1:
         raise ConfigError("bench translate: --batch-size, --steps and --repeats must be at least 1")
-    from components.train.bench import run_translation
-
-    base = _load(params, set_).train
-    run_translation(
-        base,
-        arch,
-        image_size,
-        channels,
-        batch_size,
-        steps,
-        device,
-        tuple(impl or ("ganops", "plain")),
-        repeats,
+    _bench(
+        "translate",
+        params,
+        set_,
+        impl,
+        arch=arch,
+        image_size=image_size,
+        channels=channels,
+        batch_size=batch_size,
+        steps=steps,
+        device=device,
+        repeats=repeats,
     )
 
 
@@ -286,6 +342,19 @@ def show_params(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None) ->
     import yaml
 
     typer.echo(yaml.safe_dump(_load(params, set_).to_dict(), sort_keys=False).rstrip())
+
+
+@app.command("families")
+def list_families() -> None:
+    """List the model families and the data kinds they train on, one line each."""
+    from components import families
+
+    typer.echo("families (train.arch -> family: trains on; pyfunc in -> out; params file):")
+    for line in families.describe():
+        typer.echo(f"  {line}")
+    typer.echo("data kinds (ingest.source -> data/processed; the families that train on them):")
+    for kind, archs in families.data_kinds().items():
+        typer.echo(f"  {kind:<12} {DATA_KIND_TEXT.get(kind, '')}; train.arch {'|'.join(archs)}")
 
 
 @app.command("export")
@@ -326,7 +395,7 @@ def translate_images(
     all."""
     model = model or f"models:/{_model_name(None, params)}@champion"
     _tracking_for(model)
-    from components.translate import translate
+    from components.families.translation.translate import translate
 
     n = translate(model, direction, src, dst)
     typer.echo(f"wrote {n} PNGs to {dst} ({direction}, from {model})")

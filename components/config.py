@@ -20,6 +20,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializeAsAny,
     ValidationError,
     field_validator,
     model_validator,
@@ -34,7 +35,6 @@ FALLBACK_MODEL_NAME = "ganops-generator"
 # Names the config accepts for the registries that hold their code (checked equal by tests);
 # kept here so loading params never imports torch.
 METRIC_NAMES = ("fid", "kid", "prdc", "intra_fid", "cond_acc", "modes", "tstr")
-DIFFAUGMENT_OPS = ("translation", "cutout", "color")
 SMOOTHED_LOSSES = ("ns", "lsgan")  # losses with a real target that one-sided smoothing lowers
 # D's output halfway between its real and fake targets, for the losses that have one: ADA's
 # overfitting heuristic r_t = E[sign(D(x_real) - this)] (a WGAN critic can drift by any offset)
@@ -109,69 +109,14 @@ class ValidateConfig(_Section):
     max_blank_fraction: Fraction
 
 
-class RegConfig(_Section):
-    """train.reg: the regularisers (each off at its neutral value)."""
-
-    spectral_norm: Literal["none", "d", "g", "both"]
-    gp_weight: Annotated[float, Field(ge=0)]
-    r1_gamma: Annotated[float, Field(ge=0)]
-    r1_every: PosInt
-    label_smoothing: Annotated[float, Field(ge=0, lt=0.5)]
-    diffaugment: str
-    ada: bool
-    ada_target: Annotated[float, Field(gt=0, lt=1)]
-    ada_interval: PosInt
-    ada_kimg: PosFloat
-    ema_half_life_kimg: Annotated[float, Field(ge=0)]
-
-    @field_validator("diffaugment")
-    @classmethod
-    def _known_policy(cls, value: str) -> str:
-        unknown = [
-            n for n in (p.strip() for p in value.split(",")) if n and n not in DIFFAUGMENT_OPS
-        ]
-        if unknown:
-            raise ValueError(
-                f"unknown augmentation {unknown[0]!r} (one of {', '.join(DIFFAUGMENT_OPS)})"
-            )
-        return value
-
-
-class TranslationConfig(_Section):
-    """train.translation: the image-to-image families (cyclegan, pix2pix) only."""
-
-    n_blocks: PosInt
-    upsample: Literal["resize", "transpose"]
-    lambda_cycle: Annotated[float, Field(ge=0)]
-    lambda_identity: Annotated[float, Field(ge=0)]
-    lambda_l1: Annotated[float, Field(ge=0)]
-    pool_size: Annotated[int, Field(ge=0)]
-    decay_start: Fraction
-
-
-NOISE_ARCHS = ("dcgan", "sagan", "resnet")  # noise -> image
-TRANSLATION_ARCHS = ("cyclegan", "pix2pix")  # image -> image
-# ingest.image_size each noise arch builds (components/models/; checked equal by tests)
-ARCH_SIZES = {"dcgan": (28, 32, 64), "sagan": (28, 32, 64), "resnet": (32, 64, 128, 256)}
-
-
-def arch_size_error(arch: str, image_size: int) -> str | None:
-    """The one line that says a noise arch cannot build a size (None when it can)."""
-    sizes = ARCH_SIZES.get(arch)
-    if sizes is None or image_size in sizes:
-        return None
-    others = " or ".join(a for a, s in ARCH_SIZES.items() if image_size in s)
-    hint = f" ({others} builds {image_size})" if others else ""
-    builds = f"{arch} builds {', '.join(map(str, sizes))} px{hint}"
-    return f"train.arch {arch} cannot build ingest.image_size {image_size}: {builds}"
-
-
 class TrainConfig(_Section):
-    arch: Literal["dcgan", "sagan", "resnet", "cyclegan", "pix2pix"]
-    g_cond: Literal["embed", "cbn"]
+    """train: the keys every family reads. Each family's own keys (and its arch names) are in
+    its options model (components/families/<name>/options.py), a subclass of this one; loading
+    picks it by train.arch."""
+
+    arch: str
     kimg: PosFloat
     batch_size: PosInt
-    z_dim: PosInt
     g_channels: PosInt
     d_channels: PosInt
     lr_g: PosFloat
@@ -179,8 +124,6 @@ class TrainConfig(_Section):
     beta1: Annotated[float, Field(ge=0, lt=1)]
     beta2: Annotated[float, Field(ge=0, lt=1)]
     loss: Literal["ns", "hinge", "wgan", "lsgan"]
-    reg: RegConfig
-    translation: TranslationConfig
     precision: Literal["auto", "fp32", "bf16", "fp16"]
     channels_last: Literal["auto", True, False]
     compile: bool
@@ -194,53 +137,7 @@ class TrainConfig(_Section):
     ckpt_every_kimg: PosFloat
 
     @model_validator(mode="after")
-    def _consistent(self) -> TrainConfig:
-        if self.arch == "sagan" and self.reg.spectral_norm != "both":
-            raise ValueError(
-                "train.arch sagan puts spectral norm in G and D: set train.reg.spectral_norm: both"
-                f" (got {self.reg.spectral_norm!r})"
-            )
-        if self.arch == "resnet" and self.reg.spectral_norm not in ("d", "both"):
-            raise ValueError(
-                "train.arch resnet puts spectral norm in D (SNGAN): set train.reg.spectral_norm:"
-                f" d or both (got {self.reg.spectral_norm!r})"
-            )
-        if self.arch in TRANSLATION_ARCHS:
-            unsupported = {
-                "spectral_norm": (self.reg.spectral_norm, "none"),
-                "gp_weight": (self.reg.gp_weight, 0.0),
-                "r1_gamma": (self.reg.r1_gamma, 0.0),
-                "label_smoothing": (self.reg.label_smoothing, 0.0),
-                "diffaugment": (self.reg.diffaugment, ""),
-                "ada": (self.reg.ada, False),
-            }
-            for key, (value, neutral) in unsupported.items():
-                if value != neutral:
-                    raise ValueError(
-                        f"train.reg.{key} ({value!r}) is for {'/'.join(NOISE_ARCHS)}; "
-                        f"train.arch {self.arch} needs {neutral!r}"
-                    )
-        if self.reg.ada and self.reg.diffaugment:
-            raise ValueError(
-                f"train.reg.ada and train.reg.diffaugment ({self.reg.diffaugment!r}) both augment "
-                'what D sees: choose one (train.reg.diffaugment: "" or train.reg.ada: false)'
-            )
-        if self.reg.ada and self.reg.gp_weight > 0:
-            raise ValueError(
-                f"train.reg.ada with train.reg.gp_weight ({self.reg.gp_weight}): the gradient "
-                "penalty is taken on un-augmented images D never sees; use train.reg.r1_gamma"
-            )
-        if self.reg.ada and self.loss not in ADA_LOSSES:
-            raise ValueError(
-                f"train.reg.ada needs a D with a fixed real/fake boundary ({', '.join(ADA_LOSSES)})"
-                f"; train.loss {self.loss}'s critic has none to measure overfitting against"
-            )
-        if self.reg.label_smoothing > 0 and self.loss not in SMOOTHED_LOSSES:
-            raise ValueError(
-                f"train.reg.label_smoothing ({self.reg.label_smoothing}) has no meaning for "
-                f"train.loss {self.loss} (it lowers the real target of "
-                f"{' and '.join(SMOOTHED_LOSSES)}); set it to 0 or use one of those losses"
-            )
+    def _divides(self) -> TrainConfig:
         processes = self.nodes * self.devices  # the global batch is split over all of them
         if self.batch_size % processes:
             over = f"train.devices ({self.devices})"
@@ -283,33 +180,23 @@ class EvaluateConfig(_Section):
 
 
 class RegisterConfig(_Section):
+    """register: the keys every family reads. Each family's quality gates are in its own
+    subclass (components/families/<name>/options.py), picked by train.arch."""
+
     model_name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
-    max_fid_ratio: PosFloat
-    min_cond_acc: Fraction
-    min_modes_covered_fraction: Fraction
-    min_tstr: Fraction
-    min_gap_closed: Annotated[float, Field(le=1)]
-    min_class_preservation: Fraction
-    min_domain_acc: Fraction
-    min_noop_ratio: Annotated[float, Field(ge=0)]
     fid_margin: Annotated[float, Field(ge=0, lt=1)]
 
 
 class Params(_Section):
     ingest: IngestConfig
     validate_: ValidateConfig = Field(alias="validate")
-    train: TrainConfig
+    # train and register hold the family's subclass (components/families/<name>/options.py),
+    # picked by train.arch in load_params
+    train: SerializeAsAny[TrainConfig]
     evaluate: EvaluateConfig
-    register_: RegisterConfig = Field(alias="register")
+    register_: SerializeAsAny[RegisterConfig] = Field(alias="register")
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-
-    @model_validator(mode="after")
-    def _arch_builds_size(self) -> Params:
-        """A noise arch must build the size ingest makes (train re-checks the data's size)."""
-        if message := arch_size_error(self.train.arch, self.ingest.image_size):
-            raise ValueError(message)
-        return self
 
     def section(self, name: str) -> _Section:
         """The config of one stage, by its stage name."""
@@ -387,10 +274,15 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
             node = node[name]
 
 
-def _format_error(source: str, err: ValidationError) -> str:
+def _format_error(
+    source: str, err: ValidationError, prefix: tuple = (), skip: set = frozenset()
+) -> str:
     lines = []
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        if e["loc"] and e["loc"][0] in skip:
+            continue
+        loc = (*prefix, *e["loc"])
+        key = ".".join(str(p) for p in loc) or "<root>"
         if e["type"] == "extra_forbidden":
             lines.append(f"{source}: {key}: unknown key")
         elif e["type"] == "missing":
@@ -398,7 +290,7 @@ def _format_error(source: str, err: ValidationError) -> str:
         else:
             msg = e["msg"].removeprefix("Value error, ")
             got = e.get("input")
-            if not e["loc"]:  # a rule across sections names its keys itself
+            if not loc or (prefix and not e["loc"]):  # a rule across keys names them itself
                 lines.append(f"{source}: {msg}")
                 continue
             lines.append(
@@ -431,7 +323,82 @@ def load_params(
         raise ConfigError(f"{path}: expected a mapping of sections ({', '.join(STAGES)})")
     for item in overrides:
         _apply_override(data, item)
+    family = _family_of(str(path), data)
+    if family is not None and (message := _foreign_keys(data, family)):
+        raise ConfigError(f"{path}: {message}")
+    errors, failed = [], set()
+    for section in ("train", "register"):  # the family's own model validates its sections
+        if family is not None and isinstance(data.get(section), dict):
+            try:
+                data[section] = _model_of(family, section).model_validate(data[section])
+            except ValidationError as err:
+                errors.append(_format_error(str(path), err, (section,)))
+                failed.add(section)
     try:
-        return Params.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(_format_error(str(path), err)) from None
+        params = Params.model_validate(data)
+    except ValidationError as err:  # the other sections' faults (not those said above)
+        errors.append(_format_error(str(path), err, skip=failed))
+    if errors := [e for e in errors if e]:
+        raise ConfigError("; ".join(errors))
+    if family is not None and (message := family.check_params(params)):
+        raise ConfigError(f"{path}: {message}")
+    return params
+
+
+def train_config(data: dict) -> TrainConfig:
+    """A train section given as a dict (e.g. sent to torchrun workers as JSON) as the model of
+    its family, picked by its arch."""
+    from components import families
+
+    return families.for_arch(data["arch"]).train_config.model_validate(data)
+
+
+def _family_of(source: str, data: dict):
+    """The model family of train.arch (components/families), or None when train has no arch
+    (Params then names the missing key)."""
+    train = data.get("train")
+    if not isinstance(train, dict) or "arch" not in train:
+        return None
+    from components import families
+
+    arch = train["arch"]
+    if not isinstance(arch, str) or arch not in families.all_archs():
+        choices = ", ".join(families.all_archs())
+        raise ConfigError(f"{source}: train.arch: {arch!r} is not a model (one of {choices})")
+    return families.for_arch(arch)
+
+
+def _foreign_keys(data: dict, family) -> str | None:
+    """One line when train:/register: carry keys of another family (a params file of one
+    family with train.arch set to another's)."""
+    found = [
+        (f"{section}.{key}", owner)
+        for section in ("train", "register")
+        if isinstance(data.get(section), dict)
+        for key in data[section]
+        if key not in _model_of(family, section).model_fields
+        and (owner := _foreign_owner(section, key, family))
+    ]
+    if not found:
+        return None
+    (key, owner), more = found[0], len(found) - 1
+    also = f" and {more} more of its keys" if more else ""
+    return (
+        f"train.arch {data['train']['arch']} is the {family.name} family, but {key}{also} "
+        f"belong to the {owner} family: start from {family.params_file.split(',')[0]} "
+        "(`ganops families` lists each family's params file)"
+    )
+
+
+def _model_of(family, section: str):
+    return family.train_config if section == "train" else family.register_config
+
+
+def _foreign_owner(section: str, key: str, family) -> str | None:
+    """The other family whose section `key` belongs to (a key of another family's params)."""
+    from components import families
+
+    for other in families.FAMILIES.values():
+        if other is not family and key in _model_of(other, section).model_fields:
+            return f"{other.name} ({'|'.join(other.archs)})"
+    return None

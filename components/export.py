@@ -1,8 +1,8 @@
 """`ganops export`: a registered generator as ONNX or TorchScript, checked against PyTorch.
 
-Works on a translator (translator.json + G_AB/G_BA.safetensors; one direction per file) and
-on the noise generator (generator.json + G_ema.safetensors). The model is a models:/ or runs:/
-URI, or a local folder holding those files (at any depth, as in a downloaded pyfunc).
+Works on any family's model: the family its spec names builds G and G's example inputs
+(a translator: one direction per file). The model is a models:/ or runs:/ URI, or a local
+folder holding its files (at any depth, as in a downloaded pyfunc).
 
 Both formats keep the batch dimension dynamic. ONNX uses torch's dynamo exporter (it needs
 onnxscript; the legacy TorchScript-based exporter cannot export instance norm after reflection
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import os
 import tempfile
@@ -47,50 +46,13 @@ def resolve_model_dir(model: str) -> Path:
         raise DataError(f"--model {model}: {getattr(exc, 'message', exc)}") from None
 
 
-def _find(model_dir: Path, name: str) -> Path | None:
-    return next(iter(sorted(model_dir.rglob(name))), None)
-
-
-def _require(model_dir: Path, name: str) -> Path:
-    path = _find(model_dir, name)
-    if path is None:
-        raise DataError(f"{model_dir}: no {name} in the model")
-    return path
-
-
 def load_model(model_dir: Path, direction: str = "a2b") -> tuple[torch.nn.Module, Callable]:
-    """(G in eval mode, inputs(batch, seed) -> a tuple of G's inputs) from a model folder."""
-    from components import translators
+    """(G in eval mode, inputs(batch, seed) -> a tuple of G's inputs) from a model folder, built
+    by the family its spec names (components/families)."""
+    from components import families
 
-    spec_path = _find(model_dir, translators.SPEC_FILE)
-    if spec_path is not None:
-        spec = json.loads(spec_path.read_text())
-        translators.check_spec(spec)
-        translators.check_direction(spec, direction)
-        weights = _require(model_dir, translators.WEIGHTS[direction])
-        G = translators.load_translator(weights, spec, direction)
-        shape = (G.in_channels, spec["image_size"], spec["image_size"])
-
-        def images(batch: int, seed: int) -> tuple:
-            gen = torch.Generator().manual_seed(seed)
-            return (torch.rand(batch, *shape, generator=gen) * 2 - 1,)  # (B, C, S, S)
-
-        return G, images
-    spec_path = _find(model_dir, "generator.json")
-    if spec_path is None:
-        raise DataError(f"{model_dir}: neither {translators.SPEC_FILE} nor generator.json found")
-    from components.models import latents, load_generator
-
-    spec = json.loads(spec_path.read_text())
-    G = load_generator(_require(model_dir, "G_ema.safetensors"), spec)
-
-    def noise(batch: int, seed: int) -> tuple:
-        z = latents(range(seed, seed + batch), spec["z_dim"])  # (B, z_dim)
-        if spec["num_classes"]:
-            return z, torch.arange(batch) % spec["num_classes"]  # c: (B,) int64
-        return (z,)
-
-    return G, noise
+    family, _, spec = families.of_model_dir(model_dir)
+    return family.export_module(model_dir, spec, direction)
 
 
 def _torchscript(G: torch.nn.Module, example: tuple, path: Path, check: tuple) -> torch.Tensor:

@@ -40,3 +40,12 @@ def save_png(picture: np.ndarray, path: Path, scale: int = 1) -> Path:
     img.save(buf, format="PNG")
     atomic_write_bytes(path, buf.getvalue())
     return path
+
+
+def common_channels(images: np.ndarray, channels: int) -> np.ndarray:
+    """uint8 (N, C, H, W), C in {1, 3} -> `channels` (gray repeated; RGB to its mean)."""
+    if images.shape[1] == channels:
+        return images
+    if images.shape[1] == 1:
+        return np.repeat(images, channels, axis=1)
+    return images.mean(axis=1, keepdims=True).round().astype(np.uint8)

@@ -27,7 +27,8 @@ from components.tracking import file_md5
 
 COMPONENTS_DIR = Path(__file__).resolve().parent
 # The code each cached stage runs; the same files dvc.yaml lists as the stage's deps.
-_CORE = ("__init__.py", "config.py", "errors.py", "layout.py")
+# (a folder stands for every .py file under it: loading params reads each family's options)
+_CORE = ("__init__.py", "config.py", "errors.py", "layout.py", "families")
 STAGE_CODE = {
     "ingest": (*_CORE, "ingest.py", "sources.py"),
     "validate": (*_CORE, "dataset.py", "tracking.py", "validate.py"),
@@ -69,7 +70,11 @@ def source_fingerprint(source: str) -> str:
 
 def code_digest(stage: str) -> str:
     """Hash of the component files a cached stage runs: changed code is a cache miss."""
-    return _sha256(*(file_md5(COMPONENTS_DIR / name) for name in STAGE_CODE[stage]))
+    files = []
+    for name in STAGE_CODE[stage]:
+        path = COMPONENTS_DIR / name
+        files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    return _sha256(*(f"{f.relative_to(COMPONENTS_DIR).as_posix()}:{file_md5(f)}" for f in files))
 
 
 def dataset_hash(layout: Layout) -> str:

@@ -1,7 +1,7 @@
 """Every derived seed in one place, so no two uses of randomness collide by accident.
 
 Latent seeds: image i of a sample set drawn with seed s uses the latent of seed
-s * LATENTS_PER_SEED + offset + i (components.models.latents draws one z per seed).
+s * LATENTS_PER_SEED + offset + i (components.families.noise.nets.latents draws one z per seed).
 """
 
 from __future__ import annotations

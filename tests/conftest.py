@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SMOKE = ROOT / "tests" / "params-smoke.yaml"
+SMOKE = ROOT / "tests" / "params-smoke.yaml"  # the noise family's
+SMOKE_BY_FAMILY = {"noise": SMOKE, "translation": ROOT / "tests" / "params-smoke-translation.yaml"}
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -53,11 +54,19 @@ def training_set_sizes(monkeypatch) -> list[int]:
     return seen
 
 
+def smoke_file(*overrides: str) -> Path:
+    """The smoke profile of the family an `arch=...` override names (the noise family's else)."""
+    from components import families
+
+    archs = [item.split("=", 1)[1] for item in overrides if item.startswith("arch=")]
+    return SMOKE_BY_FAMILY[families.for_arch(archs[-1]).name] if archs else SMOKE
+
+
 def smoke_train(*overrides: str):
     """The smoke profile's train config with `train.KEY=VALUE` overrides, checked like --set."""
     from components.config import load_params
 
-    return load_params(SMOKE, [f"train.{item}" for item in overrides]).train
+    return load_params(smoke_file(*overrides), [f"train.{item}" for item in overrides]).train
 
 
 @pytest.fixture

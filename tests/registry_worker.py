@@ -42,8 +42,8 @@ def make_candidate(root: Path, fid: float, class_means: bool = False, blank: boo
     from safetensors.torch import save_file
 
     from components import tracking
+    from components.families.noise.nets import build_generator
     from components.layout import Layout, write_json
-    from components.models import build_generator
 
     layout = Layout(root)
     layout.models.mkdir(parents=True, exist_ok=True)
@@ -122,8 +122,8 @@ def make_translator(models: Path, arch: str = "cyclegan", channels_b: int = 1) -
     import torch
     from safetensors.torch import save_file
 
+    from components.families.translation.nets import WEIGHTS, build_generator, make_spec
     from components.layout import write_json
-    from components.translators import WEIGHTS, build_generator, make_spec
 
     spec = make_spec(arch, 1, channels_b, 32, g_channels=4, d_channels=4, n_blocks=1)
     models.mkdir(parents=True, exist_ok=True)

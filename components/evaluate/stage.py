@@ -14,12 +14,11 @@ import numpy as np
 import torch
 
 from components.config import EvaluateConfig
-from components.dataset import Dataset, load_dataset
+from components.dataset import Dataset
 from components.evaluate import metrics as metrics_module
 from components.evaluate.features import (
     BATCH,
     Classifier,
-    load_or_train_classifier,
     predict,
     weights_digest,
 )
@@ -29,7 +28,7 @@ from components.layout import Layout, atomic_dir, read_json, write_json
 
 def load_g_ema(models_dir: Path):
     """G_ema and its spec from models/."""
-    from components.models import load_model_dir
+    from components.families.noise.nets import load_model_dir
 
     return load_model_dir(models_dir)
 
@@ -37,8 +36,8 @@ def load_g_ema(models_dir: Path):
 @torch.no_grad()
 def generate(G, labels: np.ndarray | None, n: int, seed: int, batch: int = BATCH) -> np.ndarray:
     """n uint8 images (N, C, H, W) for the given labels; image i uses latent_seeds(seed, n)[i]."""
+    from components.families.noise.nets import latents
     from components.images import to_uint8
-    from components.models import latents
     from components.seeds import latent_seeds
 
     z = latents(latent_seeds(seed, n), G.z_dim)  # (n, z_dim)
@@ -114,21 +113,16 @@ def evaluate(
 
 def run(cfg: EvaluateConfig, layout: Layout) -> dict:
     """The evaluate stage: reports/metrics.json and the pictures in reports/evaluation/ (written
-    as one folder), the same on the train run in MLflow. A translator in models/
-    (translator.json) is scored by evaluate/translation.py, a generator here."""
+    as one folder), the same on the train run in MLflow. The family of the model in models/
+    scores it (components/families)."""
     import mlflow
 
-    from components import tracking
+    from components import families, tracking
     from components.evaluate import pictures
-    from components.translators import SPEC_FILE
 
+    family, _, _ = families.of_model_dir(layout.models)
     with atomic_dir(layout.evaluation) as folder:
-        if (layout.models / SPEC_FILE).is_file():
-            from components.evaluate.translation import run_translation
-
-            metrics, paths = run_translation(cfg, layout, folder)
-        else:
-            metrics, paths = _score_generator(cfg, layout, folder)
+        metrics, paths = family.evaluate(cfg, layout, folder)
         if layout.train_log.is_file():
             paths.append(pictures.loss_curves(layout.train_log, folder / "losses.png"))
     paths = [layout.evaluation / path.name for path in paths]
@@ -143,25 +137,3 @@ def run(cfg: EvaluateConfig, layout: Layout) -> dict:
         for path in paths:
             mlflow.log_artifact(str(path), artifact_path="evaluation")
     return metrics
-
-
-def _score_generator(cfg: EvaluateConfig, layout: Layout, folder: Path) -> tuple[dict, list]:
-    """Metrics of G_ema in models/ with their floors, and its pictures written into `folder`."""
-    from components.evaluate import pictures
-
-    data = load_dataset(layout)
-    net, clf_acc = load_or_train_classifier(cfg, layout, data)
-    G, _spec = load_g_ema(layout.models)
-    metrics, sets = evaluate(cfg, data, G, net, floor_cache=layout.classifier_cache)
-    if clf_acc is not None:
-        metrics["classifier_acc"] = clf_acc
-    else:
-        print("evaluate: unlabeled data: autoencoder features; class-based metrics skipped")
-    if "fid" in metrics:
-        metrics["fid_ratio"] = metrics["fid"] / max(metrics["fid_floor"], 1e-12)
-    paths = [
-        pictures.class_grid(G, data.num_classes, cfg.seed, folder / "eval_samples.png"),
-        pictures.interpolation_grid(G, data.num_classes, cfg.seed, folder / "interpolation.png"),
-        pictures.nearest_real_grid(sets["generated"], sets["train"], folder / "nearest_real.png"),
-    ]
-    return metrics, paths

@@ -7,7 +7,7 @@ the same train stage with its process group initialised (NCCL on GPUs, gloo on C
 0 writes models/run.json and hands its summary to its launcher; a GanopsError on any rank comes
 back as the same error (one line), so a DDP run fails exactly like a single-process one.
 
-Multi-node (train.nodes = K > 1, README "Multi-node"): every one of the K machines runs
+Multi-node (train.nodes = K > 1, docs/multi-node.md): every one of the K machines runs
 `ganops stage train` with the same params, e.g.
 
     export GANOPS_RDZV_ENDPOINT=node0.example:29400  # or train.rdzv_endpoint
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components import errors
-from components.config import TrainConfig, valid_endpoint
+from components.config import TrainConfig, train_config, valid_endpoint
 from components.layout import Layout, read_json, write_json
 
 CONFIG_ENV = "GANOPS_TRAIN_CONFIG"
@@ -187,7 +187,7 @@ def _worker(root: str) -> int:
     """One rank: the train stage with this rank's process group."""
     from components import train
 
-    cfg = TrainConfig.model_validate_json(os.environ[CONFIG_ENV])
+    cfg = train_config(json.loads(os.environ[CONFIG_ENV]))
     me = current_rank()
     try:
         summary = train.run(cfg, Layout(Path(root)))

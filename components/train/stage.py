@@ -81,53 +81,22 @@ def write_models(layout: Layout, state, documents: dict[str, dict]) -> None:
 
 
 def build_family(cfg: TrainConfig, layout: Layout, data, device, me):
-    """(family, probe factory, models/ documents) for train.arch: noise -> image (dcgan, sagan,
-    resnet) or image -> image (cyclegan on unpaired or paired data, pix2pix on paired data)."""
-    from components.config import TRANSLATION_ARCHS
+    """The family of train.arch (components/families), built for this run on `data` once the
+    data's kind is one the arch trains on."""
+    from components import families
 
-    data_hash = data.manifest["content_hash"]
-    if cfg.arch not in TRANSLATION_ARCHS:
-        if data.kind != "generate":
-            raise ConfigError(
-                f"train.arch: {cfg.arch} draws images from noise, but ingest.source "
-                f"{data.manifest['source']!r} is a {data.kind} translation dataset "
-                "(use cyclegan or pix2pix)"
-            )
-        from components.train.gan import GanFamily, generator_spec
-        from components.train.probe import Probe
-
-        images, labels = data.split("train")
-        labels = labels if data.num_classes else None
-        family = GanFamily(cfg, images, labels, data.num_classes, device, me.rank, me.world)
-        spec = generator_spec(cfg, data.num_classes, images.shape[1], images.shape[2])
-        spec["class_names"] = data.manifest["class_names"]
-
-        def probe():
-            return Probe(
-                images, labels, data.num_classes, cfg.z_dim, layout.classifier_cache,
-                data_hash, seed=cfg.seed,
-            )  # fmt: skip
-
-        return family, probe, {"generator.json": spec}
-    needs = ("paired",) if cfg.arch == "pix2pix" else ("unpaired", "paired")
+    family = families.for_arch(cfg.arch)
+    needs = family.data_kinds(cfg.arch)
     if data.kind not in needs:
+        others = [
+            a for a in families.all_archs() if data.kind in families.for_arch(a).data_kinds(a)
+        ]
+        hint = f" (use {' or '.join(others)})" if others else ""
         raise ConfigError(
             f"train.arch: {cfg.arch} needs a {' or '.join(needs)} dataset, but ingest.source "
-            f"{data.manifest['source']!r} is {data.kind}"
+            f"{data.manifest['source']!r} is {data.kind}{hint}"
         )
-    from components.train.probe import TranslationProbe
-
-    if cfg.arch == "pix2pix":
-        from components.train.pix2pix import Pix2PixFamily as Family
-    else:
-        from components.train.cyclegan import CycleGanFamily as Family
-    family = Family(cfg, data, device, me.rank, me.world)
-    about = {"class_names": data.manifest["class_names"], "kind": data.kind, "arch": cfg.arch}
-
-    def probe():
-        return TranslationProbe(data, layout.classifier_cache, data_hash, seed=cfg.seed)
-
-    return family, probe, {"translator.json": family.spec, "training.json": about}
+    return family.build(cfg, layout, data, device, me)
 
 
 def run(cfg: TrainConfig, layout: Layout) -> dict:
@@ -217,7 +186,8 @@ def _train(cfg: TrainConfig, layout: Layout, device, me) -> dict:
         from components.train.distributed import check_same_start
 
         check_same_start(data.manifest["content_hash"], latest_checkpoint(ckpt_dir))
-    family, make_probe, documents = build_family(cfg, layout, data, device, me)
+    built = build_family(cfg, layout, data, device, me)
+    family, documents = built.trainer, built.documents
     if me.rank != 0:
         fit(family, cfg, ckpt_dir, Callbacks(), rank=me.rank, world=me.world)
         return {}
@@ -251,7 +221,7 @@ def _train(cfg: TrainConfig, layout: Layout, device, me) -> dict:
 
         bar, update = _progress_printer(cfg.log_every, family.stat_names)
         try:
-            probe = make_probe()
+            probe = built.make_probe()
             with bar:
                 callbacks = Callbacks(log=log, sample=sample)
                 state = fit(family, cfg, ckpt_dir, callbacks, update, probe, me.rank, me.world)
@@ -259,8 +229,7 @@ def _train(cfg: TrainConfig, layout: Layout, device, me) -> dict:
             mlflow.set_tag("failure_reason", str(err) or type(err).__name__)
             raise
         best = {"best_step": state.best_step, "best_probe_fid": state.best_metric}
-        first = next(iter(documents))
-        documents[first if first == "generator.json" else "training.json"].update(best)
+        documents[built.best_into].update(best)
         write_models(layout, state, documents)
         summary = _log_outputs(layout, state, ckpt_dir)
         summary.update(

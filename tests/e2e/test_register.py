@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from components import register as reg
-from components.config import RegisterConfig
 from components.errors import RegistryError
+from components.families.noise import register as noise_register
+from components.families.noise.options import NoiseRegisterConfig
 from components.layout import Layout
 from tests.conftest import ROOT, start_server, use_store
 from tests.registry_worker import register
@@ -54,20 +55,16 @@ METRICS = {
     ],
 )
 def test_decisions_quote_value_and_threshold(change, champion_fid, alias, why):
-    got, reason = reg.decide(GATES, {**METRICS, **change}, champion_fid)
+    got, reason = noise_register.decide(GATES, {**METRICS, **change}, champion_fid)
     assert got == alias and why in reason
 
 
-GATES = RegisterConfig(  # explicit gates: the rules are under test, not params.yaml's values
+GATES = NoiseRegisterConfig(  # explicit gates: the rules are under test, not params.yaml's
     model_name="ganops-generator",
     max_fid_ratio=3.0,
     min_cond_acc=0.9,
     min_modes_covered_fraction=1.0,
     min_tstr=0.8,
-    min_gap_closed=0.5,
-    min_class_preservation=0.8,
-    min_domain_acc=0.8,
-    min_noop_ratio=0.2,
     fid_margin=0.02,
 )
 

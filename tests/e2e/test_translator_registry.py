@@ -18,19 +18,15 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from components import register as reg
-from components.config import RegisterConfig
+from components.families.translation import register as translation_register
+from components.families.translation.options import TranslationRegisterConfig
 from tests.conftest import SMOKE, start_server, use_store
 from tests.e2e.test_register import _free_port
 from tests.registry_worker import TRANSLATOR_METRICS, register_translator
 
 NAME = "ganops-translator"
-GATES = RegisterConfig(  # explicit gates: the rules are under test, not params.yaml's values
+GATES = TranslationRegisterConfig(  # explicit gates: the rules are under test, not params.yaml's
     model_name=NAME,
-    max_fid_ratio=3.0,
-    min_cond_acc=0.9,
-    min_modes_covered_fraction=1.0,
-    min_tstr=0.8,
     min_gap_closed=0.5,
     min_class_preservation=0.8,
     min_domain_acc=0.8,
@@ -91,7 +87,7 @@ GATES = RegisterConfig(  # explicit gates: the rules are under test, not params.
 )
 def test_gates_per_direction_quote_value_and_threshold(change, champion_fid, alias, why):
     metrics = {k: v for k, v in {**TRANSLATOR_METRICS, **change}.items() if v is not None}
-    got, reason = reg.decide_translator(GATES, metrics, champion_fid)
+    got, reason = translation_register.decide_translator(GATES, metrics, champion_fid)
     assert got == alias and why in reason, reason
 
 
@@ -149,7 +145,7 @@ def test_registered_translator_is_code_plus_safetensors_with_tags_and_card(store
     ]
     assert not pickled, pickled
     mlmodel = (model_dir / "MLmodel").read_text()
-    assert "model_code_path" in mlmodel and "pyfunc_translator.py" in mlmodel
+    assert "model_code_path" in mlmodel and "pyfunc_model.py" in mlmodel
     names = {p.name for p in files}
     assert {"translator.json", "G_AB.safetensors", "G_BA.safetensors"} <= names
     assert any(

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from components.config import EvaluateConfig, IngestConfig
-from components.evaluate import translation as tr
+from components.families.translation import evaluate as tr
 from components.layout import Layout, read_json
 from tests.datagen import digit_styles, invert, thicken, tint, tint_files, untint
 
@@ -148,9 +148,9 @@ def test_stage_scores_the_translator_in_models(unpaired, monkeypatch, tmp_path):
 
     from components import tracking
     from components.evaluate.stage import run
+    from components.families.translation.nets import SPEC_FILE, WEIGHTS, build_generator, make_spec
     from components.layout import write_json
     from components.orchestrate import metrics_markdown
-    from components.translators import SPEC_FILE, WEIGHTS, build_generator, make_spec
     from tests.conftest import use_store
 
     layout, _data, _dnet = unpaired

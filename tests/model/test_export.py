@@ -10,11 +10,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from components import translators
 from components.errors import ConfigError, DataError
 from components.export import export
-from components.models import build_generator as build_noise_generator
-from components.models import init_weights
+from components.families.noise.nets import build_generator as build_noise_generator
+from components.families.noise.nets import init_weights
+from components.families.translation import nets as translators
 from tests.conftest import ROOT
 
 TOLERANCE = {"torchscript": 1e-4, "onnx": 1e-3}
@@ -129,7 +129,9 @@ def test_bad_format_direction_or_folder_is_one_clear_error(translator_dir, tmp_p
         export(translator_dir, "tflite", tmp_path / "G")
     with pytest.raises(ConfigError, match="--direction 'up'"):
         export(translator_dir, "onnx", tmp_path / "G", "up")
-    with pytest.raises(DataError, match="neither translator.json nor generator.json"):
+    with pytest.raises(
+        DataError, match=r"no model found \(none of generator.json, translator.json\)"
+    ):
         export(tmp_path, "onnx", tmp_path / "G")
     with pytest.raises(DataError, match="no such folder"):
         export(tmp_path / "missing", "onnx", tmp_path / "G")

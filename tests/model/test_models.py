@@ -10,9 +10,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from components.config import ARCH_SIZES, load_params
+from components.config import load_params
 from components.errors import ConfigError
-from components.models import (
+from components.families.noise.nets import (
     CondBatchNorm2d,
     Discriminator,
     Generator,
@@ -23,8 +23,9 @@ from components.models import (
     latents,
     load_model_dir,
 )
+from components.families.noise.options import ARCH_SIZES
+from components.families.noise.trainer import build_models, fit_gan, generator_spec
 from components.train.checkpoint import latest_checkpoint
-from components.train.gan import build_models, fit_gan, generator_spec
 from components.train.loop import Callbacks
 from tests.conftest import SMOKE, smoke_train
 
@@ -96,7 +97,7 @@ def test_shapes_and_range(arch, size, channels):
 
 def test_arch_tables_match_the_config():
     """The sizes the config accepts per arch are exactly the ones the nets build."""
-    from components.models import BASE_RES, RESNET_SIZES
+    from components.families.noise.nets import BASE_RES, RESNET_SIZES
 
     built = {"dcgan": tuple(sorted(BASE_RES)), "sagan": tuple(sorted(BASE_RES))}
     assert {**built, "resnet": RESNET_SIZES} == ARCH_SIZES

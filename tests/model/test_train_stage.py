@@ -296,7 +296,7 @@ def _ada_rank(rank: int, port: int, out: Path) -> None:
     import numpy as np
     import torch.distributed as dist
 
-    from components.train.gan import GanFamily
+    from components.families.noise.trainer import GanFamily
     from tests.conftest import smoke_train
 
     torch.set_num_threads(1)
@@ -340,7 +340,7 @@ def _equal_rank(rank: int, port: int, out: Path) -> None:
     import numpy as np
     import torch.distributed as dist
 
-    from components.train.gan import GanFamily
+    from components.families.noise.trainer import GanFamily
     from tests.conftest import smoke_train
 
     torch.set_num_threads(1)
@@ -368,7 +368,7 @@ def test_ddp_steps_equal_one_process_at_the_same_global_batch(tmp_path):
     import numpy as np
     import torch.multiprocessing as mp
 
-    from components.train.gan import GanFamily
+    from components.families.noise.trainer import GanFamily
     from tests.conftest import smoke_train
 
     mp.spawn(_equal_rank, args=(_free_port(), tmp_path), nprocs=2)
@@ -434,7 +434,7 @@ def test_probe_networks_are_cached_per_seed(tmp_path):
     """Two seeds train two probe networks (and never read each other's)."""
     import numpy as np
 
-    from components.train.probe import Probe
+    from components.families.noise.probe import Probe
 
     rng = np.random.default_rng(0)
     images, labels = rng.integers(0, 256, (64, 1, 28, 28), dtype=np.uint8), np.arange(64) % 4
@@ -454,7 +454,8 @@ def test_probe_nets_learn_from_at_most_feature_net_images(
     not make every training run fit its probe on all of them first."""
     from components.dataset import load_dataset
     from components.evaluate import features
-    from components.train.probe import Probe, TranslationProbe
+    from components.families.noise.probe import Probe
+    from components.families.translation.probe import TranslationProbe
 
     monkeypatch.setattr(features, "FEATURE_NET_IMAGES", 100)
     seen = training_set_sizes

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from components.errors import ConfigError
-from components.translators import (
+from components.families.translation.nets import (
     PatchDiscriminator,
     build_discriminator,
     build_generator,

@@ -7,12 +7,12 @@ import json
 
 import pytest
 
-from tests.conftest import SMOKE
+from tests.conftest import SMOKE, SMOKE_BY_FAMILY
 from tests.unit.test_cli import ganops
 
 TINY = (  # smallest nets: the test checks the plumbing, not the speed
     "--image-size", "32", "--batch-size", "2", "--steps", "2", "--repeats", "1",
-    "--params", str(SMOKE),
+    "--params", str(SMOKE_BY_FAMILY["translation"]),
     "--set", "train.g_channels=8", "--set", "train.d_channels=8",
     "--set", "train.translation.n_blocks=1", "--set", "train.translation.pool_size=2",
 )  # fmt: skip
@@ -20,12 +20,12 @@ SAME = ("arch", "image_size", "channels", "batch_size", "steps", "g_channels", "
 
 
 @pytest.mark.parametrize("arch", ["cyclegan", "pix2pix"])
-def test_bench_translate_prints_one_json_line_per_implementation(arch, capsys):
+def test_bench_translate_prints_one_json_line_per_implementation(arch, capfd):
     from components.cli import main
 
-    with pytest.raises(SystemExit) as done:  # in process: one torch import for both archs
+    with pytest.raises(SystemExit) as done:  # in process; bench/speed.py runs in a child
         main(["bench", "translate", "--arch", arch, *TINY])
-    out = capsys.readouterr()
+    out = capfd.readouterr()  # the child writes to this process's file descriptors
     assert done.value.code == 0, out.err
     rows = [json.loads(line) for line in out.out.splitlines() if line.startswith("{")]
     assert [r["impl"] for r in rows] == ["ganops", "plain"]

@@ -150,16 +150,16 @@ def test_bench_train_prints_one_json_line_per_implementation():
 
 
 @pytest.mark.slow  # trains both loops
-def test_bench_train_resnet_runs_at_32_px_by_default(capsys):
+def test_bench_train_resnet_runs_at_32_px_by_default(capfd):
     """resnet builds 32-256 px only: without --image-size the bench picks 32 (SNGAN's)."""
     import json
 
     from components.cli import main
 
     args = ("--arch", "resnet", "--batch-size", "2", "--steps", "2", "--repeats", "1")
-    with pytest.raises(SystemExit) as done:  # in process: no second interpreter and torch import
+    with pytest.raises(SystemExit) as done:  # in process; bench/speed.py runs in a child
         main(["bench", "train", *args, "--params", str(SMOKE)])
-    out = capsys.readouterr()
+    out = capfd.readouterr()  # the child writes to this process's file descriptors
     assert done.value.code == 0, out.err
     rows = [json.loads(line) for line in out.out.splitlines() if line.startswith("{")]
     assert [r["impl"] for r in rows] == ["ganops", "plain"]
@@ -171,3 +171,76 @@ def test_bench_train_resnet_runs_at_32_px_by_default(capsys):
     assert bad.stderr.strip() == (
         "error: bench train: --arch resnet builds --image-size 32|64|128|256"
     )
+
+
+def test_bench_without_bench_folder_is_one_line_and_exit_2(monkeypatch, tmp_path, capsys):
+    """A non-editable install has no bench/: `ganops bench` says so in one line."""
+    from components import cli
+
+    monkeypatch.setattr(cli, "BENCH_SCRIPT", tmp_path / "bench" / "speed.py")
+    with pytest.raises(SystemExit) as done:
+        cli.main(["bench", "train", "--steps", "1", "--params", str(SMOKE)])
+    assert done.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: bench train: no {tmp_path / 'bench' / 'speed.py'}: "
+        "the benchmarks run from a source checkout"
+    )
+
+
+def test_library_imports_neither_flows_nor_bench():
+    """components/ is the library: flows/ and bench/ import it, never the reverse (`ganops run`
+    loads the flow by its entrypoint, `ganops bench` runs bench/speed.py in a child)."""
+    import ast
+
+    offenders = []
+    for path in sorted((ROOT / "components").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            offenders += [
+                f"{path.relative_to(ROOT)}:{node.lineno} {name}"
+                for name in names
+                if name.split(".")[0] in ("flows", "bench")
+            ]
+    assert offenders == []
+
+
+def test_run_loads_the_flow_the_deployments_name():
+    """`ganops run` runs the flow at infra/prefect.yaml's entrypoint, loaded as a worker does."""
+    import yaml
+
+    from components import cli
+
+    spec = yaml.safe_load((ROOT / "infra" / "prefect.yaml").read_text())
+    assert {d["entrypoint"] for d in spec["deployments"]} == {cli.PIPELINE_ENTRYPOINT}
+    flow = cli._pipeline_flow()
+    assert flow.name == "ganops-pipeline"
+    assert flow is cli._pipeline_flow()  # loaded once per process
+    assert str(ROOT / "flows") not in sys.path  # the loader's sys.path entries are undone
+
+
+def test_families_lists_every_family_and_data_kind():
+    """`ganops families`: one line per family (its archs, what it trains on, pyfunc in/out,
+    params file) and per data kind, from the registry, without importing torch."""
+    import subprocess
+    import sys
+
+    from components import families
+
+    code = (
+        "import sys; from components.cli import main\n"
+        "try:\n    main(['families'])\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    lines = out.stdout.strip().splitlines()
+    assert lines[-1] == "False"
+    for family in families.FAMILIES.values():
+        row = next(line for line in lines if line.strip().startswith(family.name))
+        assert "|".join(family.archs) in row and family.params_file in row
+        assert f"{family.pyfunc_in} -> {family.pyfunc_out}" in row
+    for kind in families.data_kinds():
+        assert any(line.strip().startswith(kind) for line in lines), kind

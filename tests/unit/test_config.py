@@ -8,7 +8,9 @@ from pydantic import ValidationError
 
 from components.config import STAGES, load_params
 from components.errors import ConfigError
-from tests.conftest import ROOT, SMOKE
+from tests.conftest import ROOT, SMOKE, SMOKE_BY_FAMILY
+
+SMOKE_TRANSLATION = SMOKE_BY_FAMILY["translation"]
 
 
 def test_default_params_load_into_frozen_sections():
@@ -64,7 +66,7 @@ def test_override_sets_typed_value():
         ("train.batch_size=true", "train.batch_size: expected a number, not a true/false switch"),
         ("train.lr_d=false", "train.lr_d: expected a number, not a true/false switch"),
         ("validate.max_blank_fraction=true", "validate.max_blank_fraction: expected a number"),
-        ("train.translation.n_blocks=yes", "train.translation.n_blocks: expected a number"),
+        ("train.reg.r1_every=yes", "train.reg.r1_every: expected a number"),
         ("ingest.channels=true", "ingest.channels: expected a number, not a true/false switch"),
         ("ingest.image_size=false", "ingest.image_size: expected a number"),
         ("train.channels_last=1", "train.channels_last: expected true or false, not a number"),
@@ -130,9 +132,10 @@ def test_label_smoothing_is_rejected_where_it_means_nothing(loss):
 
 def test_config_names_match_the_registries():
     """The names params accept are exactly the registries' keys (config keeps torch out)."""
-    from components.config import DIFFAUGMENT_OPS, METRIC_NAMES, SMOOTHED_LOSSES
+    from components.config import METRIC_NAMES, SMOOTHED_LOSSES
     from components.evaluate.metrics import METRICS
-    from components.train.augment import AUGMENTS
+    from components.families.noise.augment import AUGMENTS
+    from components.families.noise.options import DIFFAUGMENT_OPS
     from components.train.losses import LOSSES
 
     assert tuple(METRICS) == METRIC_NAMES
@@ -155,16 +158,8 @@ def test_arch_and_image_size_are_checked_together():
         load_params(
             SMOKE, ["train.arch=sagan", "train.reg.spectral_norm=both", "ingest.image_size=256"]
         )
-    # the translation archs are not in ARCH_SIZES: their own nets check the size (translators.py)
-    load_params(
-        SMOKE,
-        [
-            "train.arch=cyclegan",
-            "train.reg.spectral_norm=none",
-            "ingest.image_size=256",
-            "train.reg.diffaugment=",
-        ],
-    )
+    # the translation archs are not in ARCH_SIZES: their own nets check the size (nets.py)
+    load_params(SMOKE_TRANSLATION, ["ingest.image_size=256"])
 
 
 @pytest.mark.parametrize("spectral_norm", ["none", "g"])
@@ -190,10 +185,6 @@ ADA_ON = ["train.reg.ada=true", "train.reg.diffaugment="]  # the smoke profile h
             ["train.reg.ada=true"],  # with the smoke profile's diffaugment
             "train.reg.ada and train.reg.diffaugment ('translation,cutout') both augment what D"
             ' sees: choose one (train.reg.diffaugment: "" or train.reg.ada: false)',
-        ),
-        (
-            [*ADA_ON, "train.arch=cyclegan", "train.reg.spectral_norm=none"],
-            "train.reg.ada (True) is for dcgan/sagan/resnet; train.arch cyclegan needs False",
         ),
         (
             [*ADA_ON, "train.loss=wgan"],
@@ -233,11 +224,73 @@ def test_ada_loads_on_every_noise_arch(overrides):
     "profile", sorted(p.name for p in ROOT.glob("params*.yaml")), ids=lambda name: name
 )
 def test_every_shipped_profile_loads_with_every_key(profile):
-    """The params files at the root are complete and valid (a missing or misspelt key fails)."""
+    """The params files at the root are complete and valid (a missing or misspelt key fails):
+    every section of params.yaml, train and register with exactly their family's keys."""
+    from components import families
+
     params = load_params(ROOT / profile)
     shipped = yaml.safe_load((ROOT / profile).read_text())
     reference = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert set(shipped) == set(reference)
+    family = families.for_arch(params.train.arch)
+    own = {"train": family.train_config, "register": family.register_config}
     for section, keys in reference.items():
-        assert set(shipped[section]) == set(keys), section
+        expected = set(own[section].model_fields) if section in own else set(keys)
+        assert set(shipped[section]) == expected, section
     assert params.ingest.source
+
+
+def test_each_family_reads_only_its_own_keys():
+    """A params file carries only its family's keys: the shipped files load, none holds a
+    key its family does not read, and another family's key is one line naming it and the
+    family it belongs to."""
+    from components import families
+    from components.config import flatten
+
+    for name in (
+        "params.yaml",
+        "params-photos.yaml",
+        "params-translate.yaml",
+        "params-pix2pix.yaml",
+    ):
+        params = load_params(ROOT / name)
+        family = families.for_arch(params.train.arch)
+        assert type(params.train) is family.train_config
+        assert type(params.register_) is family.register_config
+    translation = load_params(ROOT / "params-translate.yaml").to_dict()
+    assert not {"g_cond", "z_dim"} & set(translation["train"])
+    assert set(translation["train"]["reg"]) == {"ema_half_life_kimg"}
+    assert "max_fid_ratio" not in translation["register"]
+    noise = flatten(load_params(ROOT / "params.yaml").to_dict())
+    assert not [k for k in noise if k.startswith("train.translation.") or "gap_closed" in k]
+    with pytest.raises(ConfigError) as err:
+        load_params(SMOKE, ["train.arch=cyclegan"])
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"{SMOKE}: train.arch cyclegan is the translation family, but ")
+    assert "belong to the noise (dcgan|sagan|resnet) family: start from params-translate.yaml" in (
+        message
+    )
+
+
+def test_a_foreign_key_added_by_hand_is_named(tmp_path):
+    """train.z_dim (the noise family's) in a translation file: one line naming the key."""
+    text = (
+        (ROOT / "params-translate.yaml").read_text().replace("  kimg:", "  z_dim: 64\n  kimg:", 1)
+    )
+    (tmp_path / "p.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=r"train.z_dim belong to the noise"):
+        load_params(tmp_path / "p.yaml")
+    text = (
+        (ROOT / "params-translate.yaml").read_text().replace("  kimg:", "  z_dimm: 64\n  kimg:", 1)
+    )
+    (tmp_path / "q.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=r"train.z_dimm: unknown key$"):
+        load_params(tmp_path / "q.yaml")
+
+
+def test_an_unknown_arch_names_the_choices():
+    with pytest.raises(
+        ConfigError, match=r"train.arch: 'stylegan' is not a model \(one of dcgan, "
+    ):
+        load_params(SMOKE, ["train.arch=stylegan"])

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from components.config import ADA_LOSSES
-from components.train.augment import (
+from components.families.noise.augment import (
     ada_adjust,
     ada_augment,
     ada_brightness,

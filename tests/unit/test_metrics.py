@@ -118,7 +118,7 @@ def _digits_data(tmp_path, smoke_params):
 def _digits_eval(tmp_path, smoke_params):
     """(cfg, data, G, net) for a small evaluation of an untrained G on bundled digits."""
     from components.evaluate.features import train_classifier
-    from components.models import Generator
+    from components.families.noise.nets import Generator
 
     _layout, data = _digits_data(tmp_path, smoke_params)
     torch.manual_seed(0)

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from components import cli
+from components.families.translation.translate import Translator
 from components.ingest import resize_center_crop
-from components.translate import Translator
 from tests.registry_worker import make_translator
 
 

@@ -7,7 +7,7 @@ import io
 import pytest
 import torch
 
-from components.train.translation import (
+from components.families.translation.common import (
     ImagePool,
     collapse_score,
     cycle_loss,

@@ -12,7 +12,7 @@ sizes each arch builds are literals (BASE_RES, RESNET_SIZES), checked equal to c
 by the tests.
 """
 
-from components.models.build import (
+from components.families.noise.nets.build import (
     GENERATOR_FILES,
     build_discriminator,
     build_generator,
@@ -20,8 +20,14 @@ from components.models.build import (
     load_generator,
     load_model_dir,
 )
-from components.models.dcgan import ATTENTION_RES, BASE_RES, Discriminator, Generator, UpBlock
-from components.models.layers import (
+from components.families.noise.nets.dcgan import (
+    ATTENTION_RES,
+    BASE_RES,
+    Discriminator,
+    Generator,
+    UpBlock,
+)
+from components.families.noise.nets.layers import (
     CLASS_EMBED_STD,
     COND_DIM,
     ClassEmbedding,
@@ -34,7 +40,7 @@ from components.models.layers import (
     g_norm,
     init_weights,
 )
-from components.models.resnet import (
+from components.families.noise.nets.resnet import (
     RESNET_MAX_MULT,
     RESNET_SIZES,
     ResDownBlock,

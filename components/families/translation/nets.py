@@ -28,11 +28,10 @@ import torch
 from torch import nn
 
 from components.errors import ConfigError
-from components.models import assert_shape
+from components.families.translation.options import ARCHS, SPEC_FILE  # noqa: F401 (re-exported)
+from components.shapes import assert_shape
 
-SPEC_FILE = "translator.json"  # the spec, beside the weights
 WEIGHTS = {"a2b": "G_AB.safetensors", "b2a": "G_BA.safetensors"}  # G's weights per direction
-ARCHS = ("cyclegan", "pix2pix")
 NORMS = ("instance", "batch", "none")
 UPSAMPLES = ("resize", "transpose")
 SPEC_KEYS = {

@@ -383,7 +383,7 @@ def translation_picture(
 
 def load_translators(models: Path) -> tuple[dict[str, Translate], dict]:
     """The generators in models/ (G_AB, and G_BA for cyclegan) as callables, and their spec."""
-    from components.translators import SPEC_FILE, SPEC_KEYS, WEIGHTS, load_translator
+    from components.families.translation.nets import SPEC_FILE, SPEC_KEYS, WEIGHTS, load_translator
 
     stored = read_json(models / SPEC_FILE)
     spec = {k: stored[k] for k in SPEC_KEYS if k in stored}  # the file adds class_names etc.
@@ -410,3 +410,10 @@ def run_translation(cfg: EvaluateConfig, layout: Layout, folder: Path) -> tuple[
         for d in translators
     ]
     return metrics, paths
+
+
+# ---- the stage hooks (components/families/base.py) ----
+
+
+def evaluate_model(cfg, layout, folder: Path):
+    return run_translation(cfg, layout, folder)

@@ -23,8 +23,14 @@ import numpy as np
 import torch
 
 from components.errors import DataError
+from components.families.translation.nets import (
+    SPEC_FILE,
+    SPEC_KEYS,
+    WEIGHTS,
+    check_spec,
+    load_translator,
+)
 from components.images import to_uint8
-from components.translators import SPEC_FILE, SPEC_KEYS, WEIGHTS, check_spec, load_translator
 
 DIRECTIONS = tuple(WEIGHTS)  # a2b, b2a
 BATCH = 32  # images per forward pass of G; outputs do not depend on it (G runs in eval mode)
@@ -177,8 +183,8 @@ def translate(model: str, direction: str, src: Path, dst: Path) -> int:
     """Translate every image of SRC into PNGs under DST (relative paths mirrored); DST is
     written whole or not at all. Returns the number of images."""
     from components.export import resolve_model_dir
+    from components.families.translation.nets import check_direction
     from components.layout import atomic_dir
-    from components.translators import check_direction
 
     if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
         raise DataError(f"{dst}: exists and is not an empty folder; choose a new DST")

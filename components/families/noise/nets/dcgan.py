@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from components.models.layers import (
+from components.families.noise.nets.layers import (
     ConditionalInput,
     ProjectionHead,
     SelfAttention,

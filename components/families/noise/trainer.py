@@ -23,11 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from components.config import TrainConfig, arch_size_error
 from components.errors import ConfigError
-from components.models import build_discriminator, build_generator, init_weights
+from components.families.noise.augment import ada_adjust, ada_augment, diff_augment, parse_policy
+from components.families.noise.nets import build_discriminator, build_generator, init_weights
+from components.families.noise.options import NoiseTrainConfig as TrainConfig
+from components.families.noise.options import arch_size_error
 from components.seeds import BATCH_STREAM_OFFSET, SAMPLE_GRID_OFFSET, rank_seed
-from components.train.augment import ada_adjust, ada_augment, diff_augment, parse_policy
 from components.train.loop import (
     Callbacks,
     TrainState,
@@ -67,6 +68,7 @@ def build_models(cfg: TrainConfig, num_classes: int, channels: int, image_size: 
 def generator_spec(cfg: TrainConfig, num_classes: int, channels: int, image_size: int) -> dict:
     """Everything needed to rebuild G from its weights (written beside the safetensors)."""
     return {
+        "family": "noise",  # how evaluate, register and export find the family (families/)
         "arch": cfg.arch,
         "g_cond": cfg.g_cond,
         "g_spectral_norm": cfg.reg.spectral_norm in ("g", "both"),

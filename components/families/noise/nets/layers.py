@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from components.shapes import assert_shape  # noqa: F401  (nets/ re-exports it)
+
 COND_DIM = 128  # size of G's shared class embedding under conditional BatchNorm (BigGAN's)
 # Its init scale sets how fast the classes' BN gains move under Adam (each step moves every weight
 # by ~lr, so a gain by ~lr * |e|_1). Measured by `ganops stage train --set train.g_cond=cbn
@@ -20,14 +22,6 @@ COND_DIM = 128  # size of G's shared class embedding under conditional BatchNorm
 # 0.97, probe FID 15, 10/10 classes; 0.25 -> 0.98, FID 20; 1.0 -> one class died (all-black
 # row, dead ReLUs); unit-norm rows (~0.09) -> the label still ignored at 60 kimg.
 CLASS_EMBED_STD = 0.5
-
-
-def assert_shape(t: torch.Tensor, shape: tuple) -> None:
-    """Check a tensor's shape; None in `shape` matches any size."""
-    if t.ndim != len(shape) or any(
-        s is not None and s != d for s, d in zip(shape, t.shape, strict=False)
-    ):
-        raise AssertionError(f"expected shape {shape}, got {tuple(t.shape)}")
 
 
 def maybe_spectral_norm(enabled: bool):

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import torch
 
-from components.config import TrainConfig
+from components.families.translation.common import l1_loss, sample_rows, to_unit
+from components.families.translation.cyclegan import TranslationFamily, spread, translator_spec
+from components.families.translation.nets import build_discriminator, build_generator
+from components.families.translation.options import TranslationTrainConfig as TrainConfig
 from components.seeds import rank_seed
-from components.train.cyclegan import TranslationFamily, spread, translator_spec
 from components.train.loop import adam, seed_everything, update_ema, wrap_for_run
-from components.train.translation import l1_loss, sample_rows, to_unit
-from components.translators import build_discriminator, build_generator
 
 
 class Pix2PixFamily(TranslationFamily):

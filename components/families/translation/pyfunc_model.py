@@ -3,6 +3,6 @@ build the model object when a version is loaded, instead of unpickling one."""
 
 import mlflow
 
-from components.serve import TranslatorModel
+from components.families.translation.pyfunc import TranslatorModel
 
 mlflow.models.set_model(TranslatorModel())

@@ -3,6 +3,6 @@ build the model object when a version is loaded, instead of unpickling one."""
 
 import mlflow
 
-from components.serve import GeneratorModel
+from components.families.noise.pyfunc import GeneratorModel
 
 mlflow.models.set_model(GeneratorModel())

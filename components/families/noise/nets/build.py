@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from components.models.dcgan import Discriminator, Generator
-from components.models.resnet import ResnetDiscriminator, ResnetGenerator
+from components.families.noise.nets.dcgan import Discriminator, Generator
+from components.families.noise.nets.resnet import ResnetDiscriminator, ResnetGenerator
 
 
 def build_generator(spec: dict) -> nn.Module:
@@ -39,7 +39,8 @@ def load_generator(weights: str | Path, spec: dict) -> nn.Module:
     return G.eval().requires_grad_(False)
 
 
-GENERATOR_FILES = ("G_ema.safetensors", "generator.json")  # what a registered generator ships
+SPEC_FILE = "generator.json"  # G's spec, beside its weights (names the family)
+GENERATOR_FILES = ("G_ema.safetensors", SPEC_FILE)  # what a registered generator ships
 
 
 def load_model_dir(folder: str | Path) -> tuple[nn.Module, dict]:
@@ -54,7 +55,7 @@ def load_model_dir(folder: str | Path) -> tuple[nn.Module, dict]:
         from components.errors import DataError
 
         raise DataError(f"{folder}: no {' or '.join(missing)}; not a ganops generator")
-    spec = json.loads(found["generator.json"].read_text())
+    spec = json.loads(found[SPEC_FILE].read_text())
     return load_generator(found["G_ema.safetensors"], spec), spec
 
 

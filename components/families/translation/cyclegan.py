@@ -12,7 +12,17 @@ import copy
 import numpy as np
 import torch
 
-from components.config import TrainConfig
+from components.families.translation.common import (
+    ImagePool,
+    cycle_loss,
+    identity_loss,
+    linear_decay_factor,
+    sample_rows,
+    set_lr,
+    to_unit,
+)
+from components.families.translation.nets import build_discriminator, build_generator, make_spec
+from components.families.translation.options import TranslationTrainConfig as TrainConfig
 from components.seeds import rank_seed
 from components.train.loop import (
     adam,
@@ -24,16 +34,6 @@ from components.train.loop import (
     wrap_for_run,
 )
 from components.train.losses import LOSSES
-from components.train.translation import (
-    ImagePool,
-    cycle_loss,
-    identity_loss,
-    linear_decay_factor,
-    sample_rows,
-    set_lr,
-    to_unit,
-)
-from components.translators import build_discriminator, build_generator, make_spec
 
 GRID_COLUMNS = 8  # fixed test images per grid row
 
