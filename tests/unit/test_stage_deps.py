@@ -25,6 +25,8 @@ SHIPPED = {  # model code register logs by path (models from code), not by impor
 # stages that load a family's hooks through the registry (importlib, unseen by the import walk):
 # they depend on every family package they can load
 LOADS_FAMILIES = ("train", "evaluate", "register")
+# likewise the stages that load a data kind's hooks (components/datakinds/<kind>/<stage>.py)
+LOADS_KINDS = ("ingest", "validate")
 
 
 def _file(module: str) -> Path | None:
@@ -60,6 +62,10 @@ def stage_code(stage: str) -> set[str]:
     todo = [f"components.{stage}"]
     if stage in LOADS_FAMILIES:
         todo += [f"{type(family).__module__}.{stage}" for family in families.FAMILIES.values()]
+    if stage in LOADS_KINDS:
+        from components import datakinds
+
+        todo += [f"{type(kind).__module__}.{stage}" for kind in datakinds.KINDS.values()]
     while todo:
         module = todo.pop()
         if module in seen:
@@ -84,6 +90,8 @@ def test_import_closure_sees_function_level_imports():
     assert "components/families/noise/options.py" in stage_code("ingest")
     assert "components/families/noise/trainer.py" not in stage_code("ingest")
     assert "components/families/translation/cyclegan.py" in stage_code("train")
+    assert "components/datakinds/pairs/ingest.py" in stage_code("ingest")
+    assert "components/datakinds/pairs/validate.py" in stage_code("validate")
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -21,7 +21,7 @@ class NoiseFamily(ModelFamily):
     train_config = NoiseTrainConfig
     register_config = NoiseRegisterConfig
     spec_file = SPEC_FILE
-    trains_on = "images, optionally with class labels (data kind generate)"
+    trains_on = "images, optionally with class labels (data kind images)"
     pyfunc_in = "DataFrame(seed[, label])"
     pyfunc_out = "uint8 (N, C, H, W)"
     params_file = "params.yaml, params-photos.yaml"

@@ -24,7 +24,7 @@ class TranslationFamily(ModelFamily):
     train_config = TranslationTrainConfig
     register_config = TranslationRegisterConfig
     spec_file = SPEC_FILE
-    trains_on = "two image domains A/B (data kinds unpaired, paired)"
+    trains_on = "two image domains A/B (data kind pairs)"
     pyfunc_in = "DataFrame(image bytes, direction a2b|b2a)"
     pyfunc_out = "DataFrame(image PNG bytes)"
     params_file = "params-translate.yaml (cyclegan), params-pix2pix.yaml"

@@ -1,0 +1,58 @@
+"""The data kinds, by name: the one place that lists them, in the order their folder layouts
+are tried (a kind that claims a folder by its layout comes before the plain image folder).
+
+Each kind is a package beside this file owning its layout detection, its bundled sets, its
+ingest into data/processed/ (with the manifest's `kind`) and its GX checks. ingest and
+validate ask here (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from components.datakinds.base import DataKind
+from components.datakinds.images import KIND as IMAGES
+from components.datakinds.pairs import KIND as PAIRS
+from components.errors import DataError
+
+KINDS: dict[str, DataKind] = {k.name: k for k in (PAIRS, IMAGES)}
+
+__all__ = ["KINDS", "DataKind", "bundled", "detect", "layout_folders", "of_processed"]
+
+
+def bundled() -> dict[str, tuple[DataKind, str]]:
+    """Bundled set name -> (its kind, the package whose version fingerprints it)."""
+    return {
+        name: (kind, pkg) for kind in KINDS.values() for name, (_, pkg) in kind.bundled().items()
+    }
+
+
+def layout_folders() -> frozenset[str]:
+    """Folder names that mark a dataset layout (wrapper folders are looked through to them)."""
+    return frozenset().union(*(k.layout_folders for k in KINDS.values()))
+
+
+def detect(root: Path, folders: dict[str, Path], label: str) -> tuple[DataKind, str]:
+    """(kind, layout) of a folder: the first kind whose detect() claims it. A folder with
+    layout folder names that no kind claims is a partial layout: one error naming them."""
+    for kind in KINDS.values():
+        if (layout := kind.detect(root, folders)) is not None:
+            return kind, layout
+    names = [p.name for p in folders.values()]
+    shown = ", ".join(f"{n}/" for n in names[:12]) + (
+        f" (+{len(names) - 12} more)" if len(names) > 12 else ""
+    )
+    raise DataError(
+        f"ingest.source: {label}: not a dataset layout: found folders {shown} "
+        "(unpaired needs trainA/ trainB/ testA/ testB/; paired needs train/ test/, "
+        "or train/ val/)"
+    )
+
+
+def of_processed(manifest: dict) -> DataKind:
+    """The kind that wrote a processed dataset (manifests before the field: images)."""
+    value = manifest.get("kind", "generate")
+    for kind in KINDS.values():
+        if value in kind.processed_kinds:
+            return kind
+    raise DataError(f"data/processed: kind {value!r} is unknown; re-run `ganops stage ingest`")
