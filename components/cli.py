@@ -160,14 +160,23 @@ def generate(
     balanced: Annotated[bool, typer.Option(help="equal share of every class")] = False,
     seed: int = 0,
     truncation: Annotated[float, typer.Option(help="< 1: truncation trick")] = 1.0,
+    prompt: Annotated[
+        list[str] | None, typer.Option(help="a caption (text-to-image; repeatable): -n per caption")
+    ] = None,
+    prompts: Annotated[
+        Path | None, typer.Option(help="a file of captions, one per line (text-to-image)")
+    ] = None,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
-    """Write a synthetic dataset (image folder or .npz) from a registered generator."""
+    """Write a synthetic dataset (image folder or .npz) from a registered generator; from a
+    text-to-image model, -n images per caption and a metadata.jsonl (an imagefolder dataset)."""
     model = model or f"models:/{_model_name(None, params)}@champion"
-    _tracking_for(model)
     from components.generate import generate as run_generate
+    from components.generate import read_prompts
 
-    manifest = run_generate(model, n, out, label, balanced, seed, truncation)
+    texts = read_prompts(prompt, prompts)  # checked before any model is loaded
+    _tracking_for(model)
+    manifest = run_generate(model, n, out, label, balanced, seed, truncation, texts)
     typer.echo(f"wrote {manifest['n_images']} images to {out} (from {model})")
 
 

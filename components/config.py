@@ -29,6 +29,8 @@ from pydantic import (
 from components.errors import ConfigError
 
 STAGES = ("ingest", "validate", "train", "evaluate", "register")
+# the sections a model family may extend with its own keys (components/families/<name>/options.py)
+FAMILY_SECTIONS = ("ingest", "validate", "train", "register")
 # The registered model commands fall back to when no params file is at hand (params.yaml's
 # register.model_name is the default wherever one is).
 FALLBACK_MODEL_NAME = "ganops-generator"
@@ -188,8 +190,8 @@ class RegisterConfig(_Section):
 
 
 class Params(_Section):
-    ingest: IngestConfig
-    validate_: ValidateConfig = Field(alias="validate")
+    ingest: SerializeAsAny[IngestConfig]  # a family may add keys its data kind reads
+    validate_: SerializeAsAny[ValidateConfig] = Field(alias="validate")
     # train and register hold the family's subclass (components/families/<name>/options.py),
     # picked by train.arch in load_params
     train: SerializeAsAny[TrainConfig]
@@ -327,7 +329,7 @@ def load_params(
     if family is not None and (message := _foreign_keys(data, family)):
         raise ConfigError(f"{path}: {message}")
     errors, failed = [], set()
-    for section in ("train", "register"):  # the family's own model validates its sections
+    for section in FAMILY_SECTIONS:  # the family's own model validates its sections
         if family is not None and isinstance(data.get(section), dict):
             try:
                 data[section] = _model_of(family, section).model_validate(data[section])
@@ -373,7 +375,7 @@ def _foreign_keys(data: dict, family) -> str | None:
     family with train.arch set to another's)."""
     found = [
         (f"{section}.{key}", owner)
-        for section in ("train", "register")
+        for section in FAMILY_SECTIONS
         if isinstance(data.get(section), dict)
         for key in data[section]
         if key not in _model_of(family, section).model_fields
@@ -391,7 +393,8 @@ def _foreign_keys(data: dict, family) -> str | None:
 
 
 def _model_of(family, section: str):
-    return family.train_config if section == "train" else family.register_config
+    """The family's model of a section: its own subclass, or the common one."""
+    return getattr(family, f"{section}_config")
 
 
 def _foreign_owner(section: str, key: str, family) -> str | None:

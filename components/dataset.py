@@ -3,7 +3,7 @@
 ingest writes `data/processed/`; validate, train, evaluate and register read it back through
 `load_dataset`, numpy arrays only (no pickle):
 
-- `manifest.json`: `kind` ("generate" | "unpaired" | "paired"), `shape`, `image_size`,
+- `manifest.json`: `kind` ("generate" | "unpaired" | "paired" | "captioned"), `shape`, `image_size`,
   `class_names`, `conditional`, `n_train`, `n_test`, `storage`, `content_hash`; translation sets
   add `domains` = {"A": {channels, shape, class_names, n_train, n_test}, "B": {...}}.
 - `images.npy`: uint8 (N, C, S, S), row i = meta row i. A translation set whose domains differ in
@@ -16,11 +16,26 @@ ingest writes `data/processed/`; validate, train, evaluate and register read it 
 
 Translation labels are class names (from class sub-folders) used only to evaluate class
 preservation: `manifest["class_names"]` is one index shared by A and B; `conditional` is False.
+
+Captioned images (`kind` "captioned", components/datakinds/captioned/) write images.npy and
+meta.csv as an image set does (label -1, no classes), and beside them:
+
+- `captions.npy`: int32 (M, L) word ids of every caption (0 = <pad>, 1 = <unk>), L =
+  `max_words`; `captions.csv`: one row per caption, the same order: image (its row of
+  images.npy), split (its image's), text, n_words (before truncation), truncated, n_oov.
+- `vocab.json`: {"tokens": [...] (id -> word, from the train captions), "max_words": L}.
+- `attributes.csv` (bundled sets that have them): one row per image, its attribute values
+  (shape, colour, ...) and `heldout` (its combination is never in train).
+- the manifest adds `layout`, `n_captions`, `vocab_size`, `max_words`, `n_truncated`,
+  `test_oov_fraction` and, with attributes.csv, `attributes` = {name: [its values]} and
+  `heldout` = [{name: value, ...}] (the value combinations held out of train).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -28,7 +43,8 @@ import pandas as pd
 from components.errors import DataError
 from components.layout import Layout, read_json
 
-KINDS = ("generate", "unpaired", "paired")
+KINDS = ("generate", "unpaired", "paired", "captioned")
+IMAGE_SETS = ("generate", "captioned")  # one image array, split by meta.csv: Dataset.split
 DOMAINS = ("A", "B")
 SPLITS = ("train", "test")
 
@@ -39,14 +55,16 @@ class Dataset:
     meta: pd.DataFrame
     manifest: dict
     domain_images: dict[str, np.ndarray] = field(default_factory=dict)  # per domain, when split
+    folder: Path | None = None  # where it was read from: a kind's other files load on demand
 
     @property
     def kind(self) -> str:
         return self.manifest.get("kind", "generate")
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """(images, labels) of one split of a generate dataset, readable images only."""
-        if self.kind != "generate":
+        """(images, labels) of one split of a generate or captioned dataset, readable images
+        only (captioned labels are -1)."""
+        if self.kind not in IMAGE_SETS:
             raise DataError(
                 f"a {self.kind} translation dataset: use Dataset.domain(name, split) "
                 "or Dataset.pairs(split), not Dataset.split"
@@ -56,8 +74,8 @@ class Dataset:
 
     def _select(self, name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
         """(meta mask of domain `name`'s readable rows in `split`, their rows in its array)."""
-        if self.kind == "generate":
-            raise DataError("a generate dataset has no domains: use Dataset.split(name)")
+        if self.kind in IMAGE_SETS:
+            raise DataError(f"a {self.kind} dataset has no domains: use Dataset.split(name)")
         if name not in DOMAINS or split not in SPLITS:
             raise DataError(f"no domain {name!r} / split {split!r} (domains A, B; train, test)")
         in_domain = (self.meta["domain"] == name).to_numpy()
@@ -84,6 +102,64 @@ class Dataset:
         _, ia, ib = np.intersect1d(a_ids, b_ids, assume_unique=True, return_indices=True)
         return a[ia], b[ib], labels[ia]
 
+    def _file(self, key: str) -> Path:
+        """The path of one of a captioned dataset's files (components/datakinds/captioned)."""
+        from components.datakinds.captioned import FILES
+
+        if self.kind != "captioned":
+            raise DataError(f"a {self.kind} dataset has no captions; this needs captioned data")
+        if self.folder is None:
+            raise DataError("this dataset was not read from a folder: no captions to load")
+        return self.folder / FILES[key]
+
+    @functools.cached_property
+    def vocab(self) -> dict:
+        """vocab.json: {"tokens": [...] (word of each id; 0 <pad>, 1 <unk>), "max_words": L}."""
+        return read_json(self._file("vocab"))
+
+    @functools.cached_property
+    def caption_table(self) -> pd.DataFrame:
+        """captions.csv, every caption (one row each, the rows of captions.npy)."""
+        table = pd.read_csv(
+            self._file("captions"), dtype={"text": str}, keep_default_na=False, na_values=[]
+        )
+        return table.astype({"image": np.int64, "n_words": np.int64, "n_oov": np.int64})
+
+    @functools.cached_property
+    def caption_tokens(self) -> np.ndarray:
+        """captions.npy: int32 (M, L) word ids of every caption."""
+        return np.load(self._file("tokens"), allow_pickle=False)
+
+    def captions(self, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """(image rows (M,) into `images`, int32 word ids (M, L), texts) of the captions of one
+        split's readable images, in caption order: images[rows[m]] is caption m's image."""
+        if split not in SPLITS:
+            raise DataError(f"no split {split!r} (train, test)")
+        table = self.caption_table
+        readable = self.meta["readable"].to_numpy(dtype=bool)
+        rows = table["image"].to_numpy()
+        keep = (table["split"] == split).to_numpy() & readable[rows]
+        return rows[keep], self.caption_tokens[keep], table["text"][keep].tolist()
+
+    def attributes(self, split: str | None = None, ids: bool = True) -> pd.DataFrame | None:
+        """Per-image attributes of a captioned set that has them (None when it has none): one
+        column per attribute of manifest["attributes"] (name -> its values) as value ids (an
+        index into those values: classifier targets), or the values themselves with
+        ids=False, plus `heldout` (a combination never in train). Rows: every image (split
+        None) or one split's readable images; index: their rows of `images`."""
+        values = self.manifest.get("attributes")
+        if values is None:
+            return None
+        table = pd.read_csv(self._file("attributes"), index_col="index", keep_default_na=False)
+        if ids:
+            table = table.assign(
+                **{n: table[n].map({v: i for i, v in enumerate(vs)}) for n, vs in values.items()}
+            )
+        if split is None:
+            return table
+        keep = (self.meta["split"] == split) & self.meta["readable"].astype(bool)
+        return table[keep.to_numpy()]
+
     @property
     def num_classes(self) -> int:
         """Classes a generator is conditioned on (0 for translation: labels are for evaluation)."""
@@ -104,6 +180,6 @@ def load_dataset(layout: Layout) -> Dataset:
         arrays = {
             d: np.load(layout.domain_images(d), mmap_mode="r", allow_pickle=False) for d in storage
         }
-        return Dataset(None, meta, manifest, arrays)
+        return Dataset(None, meta, manifest, arrays, layout.processed)
     images = np.load(layout.images, mmap_mode="r", allow_pickle=False)
-    return Dataset(images, meta, manifest)
+    return Dataset(images, meta, manifest, folder=layout.processed)

@@ -45,6 +45,67 @@ def resolve_version(model_uri: str) -> str | None:
     return ref
 
 
+def read_prompts(prompt: list[str] | None, prompts: Path | None) -> list[str] | None:
+    """The captions of --prompt (repeatable) and --prompts FILE (one per line, in order; blank
+    lines skipped), or None when neither is given."""
+    texts = list(prompt or [])
+    if prompts is not None:
+        try:
+            lines = prompts.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as err:
+            raise GanopsError(
+                f"--prompts {prompts}: cannot be read ({err.__class__.__name__})"
+            ) from None
+        texts += [line.strip() for line in lines if line.strip()]
+        if not texts:
+            raise GanopsError(f"--prompts {prompts}: no captions in it")
+    if any(not t.strip() for t in texts):
+        raise GanopsError("--prompt: an empty caption; give some words")
+    return texts or None
+
+
+def takes_text(model) -> bool:
+    """Whether a loaded pyfunc is drawn from captions (its signature has a `text` input)."""
+    schema = model.metadata.get_input_schema()
+    return schema is not None and "text" in schema.input_names()
+
+
+def generate_captioned(model, model_uri: str, texts: list[str], k: int, out: Path, seed: int,
+                       truncation: float) -> dict:  # fmt: skip
+    """k images per caption as PNGs in `out`, with out/metadata.jsonl: one row
+    {"file_name", "text", "seed"} per image, so `out` is an imagefolder ingest reads back."""
+    import json
+
+    import pandas as pd
+    from PIL import Image
+
+    if out.suffix == ".npz":
+        raise GanopsError("--out: a text-to-image model writes a folder (an imagefolder dataset)")
+    seeds = latent_seeds(seed, len(texts) * k)
+    rows = pd.DataFrame({"text": [t for t in texts for _ in range(k)], "seed": seeds})
+    images = model.predict(rows, params={"truncation": truncation})  # (N, C, H, W) uint8
+    with atomic_dir(out) as tmp:
+        lines = []
+        for i, (img, text, s) in enumerate(zip(images, rows["text"], seeds, strict=True)):
+            name = f"{i // k:04d}-{i % k:02d}.png"
+            pixels = img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0)
+            Image.fromarray(pixels).save(tmp / name)
+            lines.append(json.dumps({"file_name": name, "text": text, "seed": int(s)}))
+        (tmp / "metadata.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    manifest = {
+        "model_uri": model_uri,
+        "model_version": resolve_version(model_uri),
+        "model_run_id": model.metadata.run_id,
+        "n_images": len(rows),
+        "n_captions": len(texts),
+        "per_caption": k,
+        "seed": seed,
+        "truncation": truncation,
+    }
+    write_json(out.parent / f"{out.name}.manifest.json", manifest)
+    return manifest
+
+
 def generate(
     model_uri: str,
     n: int,
@@ -53,6 +114,7 @@ def generate(
     balanced: bool = False,
     seed: int = 0,
     truncation: float = 1.0,
+    texts: list[str] | None = None,
 ) -> dict:
     import mlflow
     import pandas as pd
@@ -70,6 +132,14 @@ def generate(
         model = mlflow.pyfunc.load_model(model_uri)
     except (MlflowException, OSError) as exc:
         raise GanopsError(f"--model {model_uri}: {getattr(exc, 'message', exc)}") from None
+    if takes_text(model) != (texts is not None):
+        if texts is None:
+            raise GanopsError(
+                "this model draws from captions: pass --prompt TEXT or --prompts FILE"
+            )
+        raise GanopsError("this model takes no captions: drop --prompt/--prompts")
+    if texts is not None:
+        return generate_captioned(model, model_uri, texts, n, out, seed, truncation)
     spec = model.metadata.metadata or {}  # written by register: num_classes, class_names
     num_classes = int(spec.get("num_classes", 0))
     names = spec.get("class_names") or [str(i) for i in range(num_classes)]

@@ -285,17 +285,18 @@ def _class_names(folder: Path) -> list[str]:
 
 
 def _unwrap(root: Path, label: str) -> tuple[Path, str]:
-    from components.datakinds import layout_folders
-
     """Look through folders that only wrap one other folder down to a translation or split
-    layout (`datasets/horse2zebra/trainA/`). Anything else stays as it is: one folder of
-    images, or of sub-folders of images (`faces/b1/`, `faces/b2/`), is one class."""
+    layout (`datasets/horse2zebra/trainA/`), or to a folder holding a layout's file (an
+    imagefolder's metadata.jsonl beside its images/). Anything else stays as it is: one folder
+    of images, or of sub-folders of images (`faces/b1/`, `faces/b2/`), is one class."""
+    from components.datakinds import layout_files, layout_folders
 
     start = (root, label)
     while True:
         entries = [p for p in root.iterdir() if not _skipped(p.name)]
         dirs = [p for p in entries if p.is_dir()]
-        if {p.name.lower() for p in dirs} & layout_folders():
+        files = {p.name.lower() for p in entries if p.is_file()}
+        if {p.name.lower() for p in dirs} & layout_folders() or files & layout_files():
             return root, label
         if len(dirs) != 1 or any(p.is_file() and _is_image_name(p) for p in entries):
             return start
@@ -324,10 +325,13 @@ def extract_archive(archive: Path, dest: Path) -> Path:
     (bad CRC, truncated) is one error line.
 
     Returns the image folder: `dest`, or its single top-level folder when there is exactly one
-    (hidden entries, `__MACOSX/` and loose non-image files such as LICENSE do not count).
+    (hidden entries, `__MACOSX/` and loose non-image files such as LICENSE do not count; a
+    layout's file such as an imagefolder's metadata.jsonl does).
     """
     import errno
     import zlib
+
+    from components.datakinds import layout_files
 
     unreadable = (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, OSError)
     full = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # the disk, not the archive
@@ -368,8 +372,11 @@ def extract_archive(archive: Path, dest: Path) -> Path:
         text = str(exc).strip()
         first = text.splitlines()[0].rstrip(":") if text else type(exc).__name__
         raise DataError(f"ingest.source: {archive}: not a readable archive ({first})") from None
+    marks = layout_files()
     entries = [
-        p for p in dest.iterdir() if not _skipped(p.name) and (p.is_dir() or _is_image_name(p))
+        p
+        for p in dest.iterdir()
+        if not _skipped(p.name) and (p.is_dir() or _is_image_name(p) or p.name.lower() in marks)
     ]
     if len(entries) == 1 and entries[0].is_dir():
         return entries[0]
@@ -419,6 +426,6 @@ def open_source(source: str, classes: list[str], scratch: Path) -> Source:
     """An image set only (e.g. `ganops compare`): another kind is a clear error here."""
     kind, src = open_dataset(source, classes, scratch, size=0)
     if kind.name != "images":
-        what = getattr(src, "kind", kind.name)
-        raise DataError(f"{source}: a {what} translation set; expected an image set here")
+        what = f"{src.kind} translation" if kind.name == "pairs" else kind.name
+        raise DataError(f"{source}: a {what} set; expected an image set here")
     return src

@@ -12,7 +12,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "tests" / "params-smoke.yaml"  # the noise family's
-SMOKE_BY_FAMILY = {"noise": SMOKE, "translation": ROOT / "tests" / "params-smoke-translation.yaml"}
+SMOKE_BY_FAMILY = {
+    "noise": SMOKE,
+    "translation": ROOT / "tests" / "params-smoke-translation.yaml",
+    "text2image": ROOT / "tests" / "params-smoke-text2image.yaml",
+}
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")

@@ -11,13 +11,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from components.datakinds.base import DataKind
+from components.datakinds.captioned import KIND as CAPTIONED
 from components.datakinds.images import KIND as IMAGES
 from components.datakinds.pairs import KIND as PAIRS
 from components.errors import DataError
 
-KINDS: dict[str, DataKind] = {k.name: k for k in (PAIRS, IMAGES)}
+KINDS: dict[str, DataKind] = {k.name: k for k in (CAPTIONED, PAIRS, IMAGES)}
 
-__all__ = ["KINDS", "DataKind", "bundled", "detect", "layout_folders", "of_processed"]
+__all__ = [
+    "KINDS",
+    "DataKind",
+    "bundled",
+    "detect",
+    "layout_files",
+    "layout_folders",
+    "of_processed",
+]
 
 
 def bundled() -> dict[str, tuple[DataKind, str]]:
@@ -30,6 +39,11 @@ def bundled() -> dict[str, tuple[DataKind, str]]:
 def layout_folders() -> frozenset[str]:
     """Folder names that mark a dataset layout (wrapper folders are looked through to them)."""
     return frozenset().union(*(k.layout_folders for k in KINDS.values()))
+
+
+def layout_files() -> frozenset[str]:
+    """File names that mark a dataset layout (wrapper folders are looked through to them)."""
+    return frozenset().union(*(k.layout_files for k in KINDS.values()))
 
 
 def detect(root: Path, folders: dict[str, Path], label: str) -> tuple[DataKind, str]:

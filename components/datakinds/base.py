@@ -28,6 +28,9 @@ class DataKind:
     description: ClassVar[str]  # one line for `ganops families`
     # folder names (lower case) that mark this kind's layout at a folder's top level
     layout_folders: ClassVar[frozenset[str]] = frozenset()
+    # file names (lower case) that mark this kind's layout at a folder's top level: wrapper
+    # folders are looked through down to one that holds such a file, never past it
+    layout_files: ClassVar[frozenset[str]] = frozenset()
 
     # The hooks are functions of <kind>/ingest.py and <kind>/validate.py, imported on first use:
     # the registry stays light, and each dvc stage depends on its own modules only.

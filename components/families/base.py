@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from components.config import RegisterConfig, TrainConfig
+from components.config import IngestConfig, RegisterConfig, TrainConfig, ValidateConfig
 
 # stage hook -> the module of the family package that holds it
 HOOK_STAGES = {
@@ -41,6 +41,9 @@ class ModelFamily:
     archs: ClassVar[tuple[str, ...]]  # the train.arch values it trains
     train_config: ClassVar[type[TrainConfig]]  # train: keys (common + its own), torch-free
     register_config: ClassVar[type[RegisterConfig]]  # register: keys (common + its gates)
+    # ingest: / validate: keys, when its data kind reads more than the common ones
+    ingest_config: ClassVar[type[IngestConfig]] = IngestConfig
+    validate_config: ClassVar[type[ValidateConfig]] = ValidateConfig
     spec_file: ClassVar[str]  # the spec train writes into models/ (it names the family)
     # for `ganops families`: one line each
     trains_on: ClassVar[str]

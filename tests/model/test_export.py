@@ -130,7 +130,7 @@ def test_bad_format_direction_or_folder_is_one_clear_error(translator_dir, tmp_p
     with pytest.raises(ConfigError, match="--direction 'up'"):
         export(translator_dir, "onnx", tmp_path / "G", "up")
     with pytest.raises(
-        DataError, match=r"no model found \(none of generator.json, translator.json\)"
+        DataError, match=r"no model found \(none of generator.json, translator.json, text2image"
     ):
         export(tmp_path, "onnx", tmp_path / "G")
     with pytest.raises(DataError, match="no such folder"):

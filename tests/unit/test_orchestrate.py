@@ -108,8 +108,16 @@ def test_prefect_file_declares_the_deployments():
 
     spec = yaml.safe_load((ROOT / "infra" / "prefect.yaml").read_text())
     by_name = {d["name"]: d for d in spec["deployments"]}
-    assert set(by_name) == {"nightly-retrain", "on-demand", "nightly-translator"}
-    params_files = {"nightly-translator": "params-translate.yaml"}
+    assert set(by_name) == {
+        "nightly-retrain",
+        "on-demand",
+        "nightly-translator",
+        "nightly-text2image",
+    }
+    params_files = {
+        "nightly-translator": "params-translate.yaml",
+        "nightly-text2image": "params-text2image.yaml",
+    }
     for name, d in by_name.items():
         assert d["entrypoint"] == "flows/pipeline.py:ganops_pipeline"
         params_file = params_files.get(name, "params.yaml")
@@ -119,3 +127,4 @@ def test_prefect_file_declares_the_deployments():
     assert [s["cron"] for s in by_name["nightly-retrain"]["schedules"]] == ["0 2 * * *"]
     assert "schedules" not in by_name["on-demand"]
     assert load_params(ROOT / "params-translate.yaml").train.arch == "cyclegan"
+    assert load_params(ROOT / "params-text2image.yaml").train.arch == "text2image"

@@ -1,0 +1,128 @@
+"""The text-to-image family's registration: gates (FID within a factor of its floor,
+R-precision at least a share of the real-image ceiling, per-caption diversity not collapsed),
+the champion comparison on FID, the pyfunc (models from code) and the model card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from components.errors import DataError
+from components.families.text2image.options import SPEC_FILE
+from components.families.text2image.options import Text2ImageRegisterConfig as RegisterConfig
+from components.layout import Layout, read_json
+from components.register import compare, pip_requirements
+
+MODEL_CODE = Path(__file__).resolve().parent / "pyfunc_model.py"  # models from code: no pickle
+COMPONENTS_DIR = Path(__file__).resolve().parents[2]  # shipped as code_paths
+FILES = (SPEC_FILE, "vocab.json", "G_ema.safetensors", "text_encoder.safetensors")
+TAGS = (
+    "fid", "fid_floor", "fid_ratio", "r_precision", "r_precision_ceiling", "r_precision_shuffled",
+    "r_precision_share", "diversity_ratio", "attr_exact", "attr_exact_seen", "attr_exact_heldout",
+    "attr_exact_shuffled",
+)  # fmt: skip
+
+
+def gate_failures(cfg: RegisterConfig, metrics: dict) -> list[str]:
+    """Each failed gate, quoting the value and the threshold (NaN fails)."""
+    failures = []
+    if not metrics["fid_ratio"] <= cfg.max_fid_ratio:
+        failures.append(
+            f"fid/fid_floor {metrics['fid_ratio']:.2f} > register.max_fid_ratio {cfg.max_fid_ratio}"
+        )
+    share = metrics["r_precision_share"]
+    if not share >= cfg.min_r_precision_share:
+        failures.append(
+            f"r_precision {metrics['r_precision']:.3f} is {share:.2f} of the real ceiling "
+            f"{metrics['r_precision_ceiling']:.3f} < register.min_r_precision_share "
+            f"{cfg.min_r_precision_share}"
+        )
+    if not metrics["diversity_ratio"] >= cfg.min_diversity_ratio:
+        failures.append(
+            f"diversity_ratio {metrics['diversity_ratio']:.3f} < register.min_diversity_ratio "
+            f"{cfg.min_diversity_ratio}"
+        )
+    return failures
+
+
+def signature():
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
+
+    return ModelSignature(
+        inputs=Schema([ColSpec("string", "text"), ColSpec("long", "seed", required=False)]),
+        outputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, -1, -1, -1))]),
+        params=ParamSchema([ParamSpec("truncation", "double", 1.0)]),
+    )
+
+
+# the stage hooks (components/families/base.py)
+
+
+def read_model(layout: Layout, metrics: dict):
+    if "r_precision" not in metrics:
+        raise DataError(
+            "reports/metrics.json holds no text-to-image metrics (r_precision ...); "
+            "run `ganops stage evaluate` on this model"
+        )
+    return read_json(layout.models / SPEC_FILE), {}
+
+
+def log_model(layout: Layout, spec: dict, about: dict, name: str):
+    import mlflow
+    import pandas as pd
+
+    keys = ("arch", "channels", "image_size", "z_dim", "max_words", "panel")
+    return mlflow.pyfunc.log_model(
+        name="text2image",
+        python_model=str(MODEL_CODE),
+        artifacts={f: str(layout.models / f) for f in FILES},
+        code_paths=[str(COMPONENTS_DIR)],
+        signature=signature(),
+        input_example=pd.DataFrame({"text": [spec["panel"][0], spec["panel"][-1]], "seed": [0, 1]}),
+        pip_requirements=pip_requirements(),
+        metadata={k: spec[k] for k in keys},
+        registered_model_name=name,
+    )
+
+
+def version_tags(metrics: dict, spec: dict, about: dict) -> dict[str, str]:
+    tags = {"family": "text2image", "arch": spec["arch"]}
+    for key in TAGS:
+        if isinstance(metrics.get(key), int | float):
+            tags[key] = f"{metrics[key]:.6f}"
+    return tags
+
+
+def champion_fid(client, name: str, layout: Layout, run, champion):
+    v = f"v{champion.version}"
+    if champion.tags.get("dataset_hash") != run.data.tags.get("dataset_hash"):
+        return None, f"{v} was evaluated on another dataset; not comparable"
+    return float(champion.tags["fid"]), f"{v}, same dataset"
+
+
+def decide(cfg: RegisterConfig, metrics: dict, champion_fid):
+    return compare(cfg, gate_failures(cfg, metrics), metrics["fid"], champion_fid, "fid")
+
+
+def card(metrics: dict, tags: dict, params: dict, alias: str, reason: str) -> str:
+    rows = [f"| {k} | {metrics[k]:.4g} |" for k in TAGS if isinstance(metrics.get(k), int | float)]
+    keys = [k for k in sorted(params) if k.startswith(("train.", "evaluate.n_samples"))]
+    return "\n".join(
+        [
+            "# ganops text-to-image generator (G_ema + its sentence encoder)",
+            f"**Decision:** `@{alias}`: {reason}",
+            "",
+            f"- dataset content hash: `{tags['dataset_hash']}`",
+            f"- git commit: `{tags['git_commit']}`, params hash `{tags['params_hash']}`",
+            "",
+            "| metric | value |",
+            "|---|---|",
+            *rows,
+            "",
+            "| param | value |",
+            "|---|---|",
+            *[f"| {k} | {params[k]} |" for k in keys],
+        ]
+    )

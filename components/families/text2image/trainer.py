@@ -1,0 +1,191 @@
+"""The text-to-image family's step, DF-GAN's (Tao et al. 2022) one iteration:
+
+    D step: hinge on real matched pairs (x, s), fakes (G(z, s).detach(), s) and real images
+            with a mismatched sentence (x, s'), plus the matching-aware zero-centred gradient
+            penalty on the real matched pairs;
+    G step: -D(G(z, s), s); then the EMA of G.
+
+The sentence encoder is pretrained first (encoder.py) and frozen: every train caption's
+sentence vector is computed once and stays resident on the device, as the images do (uint8).
+Batches are drawn by index from one stream seeded alike on every rank (each rank keeps its
+slice), so the schedule's resume, DDP and AMP hold as for the other families.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from components.families.text2image.nets import Discriminator, Generator, matching_aware_gp
+from components.families.text2image.options import Text2ImageTrainConfig as TrainConfig
+from components.seeds import BATCH_STREAM_OFFSET, SAMPLE_GRID_OFFSET
+from components.train.loop import (
+    adam,
+    autocast_context,
+    autocast_dtype,
+    ema_beta,
+    seed_everything,
+    update_ema,
+    use_channels_last,
+    wrap_for_run,
+)
+
+PANEL_CAPTIONS = 8  # rows of the sample grid: fixed test captions
+PANEL_SEEDS = 8  # columns: fixed z per caption
+
+
+class Text2ImageTrainer:
+    """G, D and G_ema with their optimisers, the frozen sentence vectors of the train captions."""
+
+    stat_names = ("d_loss", "g_loss", "D_x", "D_G_z", "D_mismatch", "ma_gp")
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        images: np.ndarray,
+        caption_rows: np.ndarray,
+        sentences: torch.Tensor,
+        panel: torch.Tensor,
+        text_encoder: torch.nn.Module,
+        device: torch.device,
+        rank: int = 0,
+        world: int = 1,
+    ):
+        self.cfg, self.device, self.rank, self.world = cfg, device, rank, world
+        seed_everything(cfg.seed)  # the same initial weights on every rank
+        channels, size = images.shape[1], images.shape[2]
+        dim = sentences.shape[1]
+        self.memory_format = (
+            torch.channels_last if use_channels_last(cfg, device) else torch.contiguous_format
+        )
+        G = Generator(cfg.z_dim, dim, channels, size, cfg.g_channels)
+        D = Discriminator(dim, channels, size, cfg.d_channels, cfg.d_condition)
+        self.G = G.to(device, memory_format=self.memory_format)
+        self.D = D.to(device, memory_format=self.memory_format)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.text_encoder = text_encoder.to(device)  # frozen; kept for models/ and resume
+        # DF-GAN's Adam: betas (0.0, 0.9); ours come from train.beta1/beta2
+        self.opt_G = adam(self.G.parameters(), cfg.lr_g, cfg, device)
+        self.opt_D = adam(self.D.parameters(), cfg.lr_d, cfg, device)
+        self.scaler = torch.amp.GradScaler(
+            device.type, enabled=autocast_dtype(cfg, device) == torch.float16
+        )
+        self.batch_gen = torch.Generator(device).manual_seed(cfg.seed + BATCH_STREAM_OFFSET)
+        self.G_run = wrap_for_run(self.G, cfg, device, world)
+        self.D_run = wrap_for_run(self.D, cfg, device, world)
+        self.autocast = autocast_context(cfg, device)
+        self.reals = torch.from_numpy(np.ascontiguousarray(images)).to(device)  # uint8 resident
+        self.caption_rows = torch.from_numpy(caption_rows).long().to(device)  # caption -> image
+        self.sentences = sentences.to(device)  # (M, dim) frozen sentence vectors
+        self.batch = cfg.batch_size // world
+        self.ema_beta = ema_beta(cfg.batch_size, cfg.ema_half_life_kimg)
+        gen = torch.Generator().manual_seed(cfg.seed + SAMPLE_GRID_OFFSET)
+        z = torch.randn(PANEL_SEEDS, cfg.z_dim, generator=gen)  # the same seeds on every row
+        rows = len(panel)
+        self.fixed_z = z.repeat(rows, 1).to(device)  # (rows * seeds, z_dim)
+        self.fixed_s = panel.to(device).repeat_interleave(PANEL_SEEDS, dim=0)
+        self.grid_rows = rows
+
+    # -- what the schedule asks for -------------------------------------------------------------
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"G": self.G, "D": self.D, "G_ema": self.G_ema, "text_encoder": self.text_encoder}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"G": self.opt_G, "D": self.opt_D}
+
+    def extra_state(self) -> dict:
+        return {"scaler": self.scaler.state_dict(), "batch_rng": self.batch_gen.get_state()}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.scaler.load_state_dict(state["scaler"])
+        self.batch_gen.set_state(state["batch_rng"])
+
+    def probe_module(self) -> torch.nn.Module:
+        return self.G_ema
+
+    def samples(self) -> torch.Tensor:
+        return self.G_ema(self.fixed_z, self.fixed_s)
+
+    def real_samples(self) -> torch.Tensor:
+        return self.reals[: len(self.fixed_z)]
+
+    def model_files(self, best_state: dict | None) -> dict[str, dict]:
+        """G, D, G_ema (the probe's best; its last state as G_ema_last) and the text encoder."""
+        files = {name: m.state_dict() for name, m in self.modules().items()}
+        if best_state is not None:
+            files["G_ema_last"], files["G_ema"] = files["G_ema"], best_state
+        return files
+
+    # -- one iteration ----------------------------------------------------------------------------
+    def next_batch(self):
+        """This rank's real images, their sentences, mismatched sentences and z."""
+        m, total, gen = len(self.sentences), self.cfg.batch_size, self.batch_gen
+        mine = slice(self.rank * self.batch, (self.rank + 1) * self.batch)
+        caps = torch.randint(0, m, (total,), device=self.device, generator=gen)[mine]
+        # a mismatched caption: one drawn from another image (redrawn where it hit the same)
+        other = torch.randint(0, m, (total,), device=self.device, generator=gen)[mine]
+        same = self.caption_rows[other] == self.caption_rows[caps]
+        other = torch.where(same, (other + 1) % m, other)
+        z = torch.randn(total, self.cfg.z_dim, device=self.device, generator=gen)[mine]
+        real_img = self.reals[self.caption_rows[caps]].float().div_(127.5).sub_(1.0)
+        real_img = real_img.contiguous(memory_format=self.memory_format)  # (B, C, S, S)
+        return real_img, self.sentences[caps], self.sentences[other], z
+
+    def d_step(self, real_img, s, s_mis, gen_img):
+        """D: hinge on matched reals (-> +1), fakes and mismatched reals (-> -1), and MA-GP."""
+        cfg = self.cfg
+        with self.autocast:
+            d_real = self.D_run(real_img, s).float()
+            d_fake = self.D_run(gen_img.detach(), s).float()
+            d_mis = self.D_run(real_img, s_mis).float()
+            d_loss = F.relu(1 - d_real).mean() + 0.5 * (
+                F.relu(1 + d_fake).mean() + cfg.mismatch_weight * F.relu(1 + d_mis).mean()
+            )
+        ma_gp = torch.zeros((), device=self.device)
+        if cfg.ma_gp_weight > 0:  # fp32: double backward is not autocast's business
+            ma_gp = matching_aware_gp(self.D, real_img, s, cfg.ma_gp_power)
+            d_loss = d_loss + cfg.ma_gp_weight * ma_gp
+        self.opt_D.zero_grad(set_to_none=True)
+        self.scaler.scale(d_loss).backward()
+        self.scaler.step(self.opt_D)
+        return d_loss, d_real, d_fake, d_mis, ma_gp
+
+    def g_step(self, gen_img, s):
+        """G: fool the updated D on matched sentences (D frozen)."""
+        self.D.requires_grad_(False)
+        no_sync = self.D_run.no_sync() if self.world > 1 else contextlib.nullcontext()
+        with no_sync, self.autocast:
+            g_loss = -self.D_run(gen_img, s).float().mean()
+        self.opt_G.zero_grad(set_to_none=True)
+        self.scaler.scale(g_loss).backward()
+        self.D.requires_grad_(True)
+        self.scaler.step(self.opt_G)
+        self.scaler.update()
+        return g_loss
+
+    def step(self, step: int) -> torch.Tensor:
+        real_img, s, s_mis, z = self.next_batch()
+        with self.autocast:
+            gen_img = self.G_run(z, s)  # (B, C, S, S)
+        d_loss, d_real, d_fake, d_mis, ma_gp = self.d_step(real_img, s, s_mis, gen_img)
+        g_loss = self.g_step(gen_img, s)
+        update_ema(self.G_ema, self.G, self.ema_beta)
+        with torch.no_grad():
+            stats = [d_loss, g_loss, d_real.mean(), d_fake.mean(), d_mis.mean(), ma_gp]
+            return torch.stack([torch.as_tensor(v, device=self.device).float() for v in stats])
+
+
+def probe_inputs(sentences: torch.Tensor, n: int, z_dim: int, seed: int):
+    """A fixed (z, s) set for the probe: n train sentences spread over the set, seeded z."""
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(sentences), generator=gen)[:n]
+    return torch.randn(len(idx), z_dim, generator=gen), sentences[idx], idx
+
+
+def no_nan(value: float) -> float:
+    return value if math.isfinite(value) else math.inf

@@ -1,0 +1,162 @@
+"""Model: the text-to-image family through train, evaluate and register on the bundled
+`shapes` captions (smoke-sized), its resume, its pyfunc, `generate --prompts` and export."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from components.layout import Layout, read_json
+from tests.conftest import SMOKE_BY_FAMILY, use_store
+
+SMOKE = SMOKE_BY_FAMILY["text2image"]
+
+
+def _params(*overrides: str):
+    from components.config import load_params
+
+    return load_params(SMOKE, list(overrides))
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    """The bundled shapes set ingested once (a few seconds), as a project folder."""
+    from components import ingest
+
+    root = tmp_path_factory.mktemp("shapes")
+    ingest.run(_params().ingest, Layout(root))
+    return root
+
+
+@pytest.fixture(scope="module")
+def registered(shapes, tmp_path_factory):
+    """train -> evaluate -> register of the smoke profile into a SQLite store: the root, the
+    metrics and the decision."""
+    import mlflow
+
+    from components import evaluate, register, train
+
+    root = tmp_path_factory.mktemp("t2i")
+    shutil.copytree(shapes / "data", root / "data")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    mp = pytest.MonkeyPatch()
+    use_store(mp, uri)
+    params = _params()
+    train.run(params.train, Layout(root))
+    metrics = evaluate.run(params.evaluate, Layout(root))
+    decision = register.run(params.register_, Layout(root))
+    yield root, metrics, decision, uri
+    mp.undo()
+    mlflow.set_tracking_uri(None)
+
+
+def test_models_folder_names_its_family_and_ships_the_vocabulary(registered):
+    from components import families
+
+    root, _, _, _ = registered
+    family, _, spec = families.of_model_dir(Layout(root).models)
+    assert family.name == "text2image" and spec["family"] == "text2image"
+    vocab = read_json(Layout(root).models / "vocab.json")
+    assert vocab["tokens"][:2] == ["<pad>", "<unk>"]
+    assert {"G_ema", "G", "D", "text_encoder"} <= {
+        p.stem for p in Layout(root).models.glob("*.safetensors")
+    }
+
+
+def test_evaluation_reports_floors_ceilings_and_controls(registered):
+    _, metrics, decision, _ = registered
+    keys = ("fid", "fid_floor", "r_precision", "r_precision_ceiling", "r_precision_shuffled")
+    keys += ("attr_exact_seen", "attr_exact_heldout", "attr_exact_ceiling", "diversity_ratio")
+    for key in keys:
+        assert np.isfinite(metrics[key]), key
+    assert metrics["r_precision_chance"] == 0.01
+    # the real-image ceiling is measured by an encoder that saw real train pairs: above chance
+    assert metrics["r_precision_ceiling"] > 0.05
+    assert decision["alias"] == "champion" and decision["tags"]["family"] == "text2image"
+    assert (Layout(registered[0]).evaluation / "captions.png").is_file()
+
+
+def test_pyfunc_draws_a_caption_and_names_unknown_words(registered):
+    import mlflow
+
+    _, _, _, uri = registered
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.pyfunc.load_model("models:/ganops-text2image@champion")
+    frame = pd.DataFrame(
+        {"text": ["a small red circle on the left", "a blue square"], "seed": [3, 3]}
+    )
+    out = model.predict(frame)
+    assert out.dtype == np.uint8 and out.shape == (2, 3, 32, 32)
+    np.testing.assert_array_equal(
+        out, model.predict(frame)
+    )  # the same (text, seed), the same image
+    assert not np.array_equal(out[0], out[1])  # another caption, another image
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.predict(pd.DataFrame({"text": ["a red zeppelin"], "seed": [0]}))
+    assert any("zeppelin" in str(w.message) for w in caught)
+    with pytest.raises(Exception, match="row 0: empty caption"):
+        model.predict(pd.DataFrame({"text": ["  "], "seed": [0]}))
+
+
+def test_generate_prompts_writes_an_imagefolder_ingest_reads_back(registered, tmp_path):
+    import mlflow
+
+    from components import ingest
+    from components.generate import generate, read_prompts
+
+    _, _, _, uri = registered
+    mlflow.set_tracking_uri(uri)
+    (tmp_path / "prompts.txt").write_text("a small red circle on the left\n\na large blue square\n")
+    texts = read_prompts(None, tmp_path / "prompts.txt")
+    out = tmp_path / "synthetic"
+    manifest = generate("models:/ganops-text2image@champion", 3, out, seed=7, texts=texts)
+    assert manifest["n_images"] == 6 and manifest["n_captions"] == 2
+    rows = [json.loads(line) for line in (out / "metadata.jsonl").read_text().splitlines()]
+    assert [r["text"] for r in rows] == [texts[0]] * 3 + [texts[1]] * 3
+    assert all((out / r["file_name"]).is_file() for r in rows)
+    cfg = _params(f"ingest.source={out}", "ingest.test_fraction=0.5").ingest
+    back = ingest.run(cfg, Layout(tmp_path / "back"))
+    assert back["kind"] == "captioned" and back["n_images"] == 6 and back["layout"] == "imagefolder"
+    with pytest.raises(Exception, match="this model draws from captions"):
+        generate("models:/ganops-text2image@champion", 2, tmp_path / "x", seed=0)
+
+
+def test_export_parity(registered, tmp_path):
+    from components.export import export
+
+    root, _, _, _ = registered
+    diff = export(Layout(root).models, "torchscript", tmp_path / "G.pt")
+    assert diff < 1e-4
+
+
+def test_family_resumes_bit_identical(shapes, tmp_path):
+    """8 steps in one go (a checkpoint at step 4) vs resuming that checkpoint for the last 4:
+    G, D, G_ema, optimisers and the batch stream restored, bit-identical."""
+    from components.dataset import load_dataset
+    from components.families import for_arch
+    from components.train.distributed import Rank
+    from components.train.loop import Callbacks, fit
+    from tests.model.test_models import assert_same_state
+
+    data = load_dataset(Layout(shapes))
+    cfg = _params("train.kimg=0.128", "train.ckpt_every_kimg=0.064").train
+    me = Rank(rank=0, local_rank=0, world=1)
+    full = for_arch("text2image").build(cfg, Layout(shapes), data, torch.device("cpu"), me).trainer
+    fit(full, cfg, tmp_path / "a", Callbacks())
+    (tmp_path / "b").mkdir()
+    shutil.copy(tmp_path / "a" / "checkpoint-000000004.pt", tmp_path / "b")
+    again = for_arch("text2image").build(cfg, Layout(shapes), data, torch.device("cpu"), me).trainer
+    state = fit(again, cfg, tmp_path / "b", Callbacks())
+    assert state.step == 8
+    for kind in ("modules", "optimizers"):
+        mine, theirs = getattr(full, kind)(), getattr(again, kind)()
+        for name in mine:
+            assert_same_state(mine[name].state_dict(), theirs[name].state_dict(), name)
+    assert_same_state(full.extra_state(), again.extra_state(), "extra")
