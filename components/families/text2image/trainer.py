@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import math
 
 import numpy as np
 import torch
@@ -185,7 +184,3 @@ def probe_inputs(sentences: torch.Tensor, n: int, z_dim: int, seed: int):
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(sentences), generator=gen)[:n]
     return torch.randn(len(idx), z_dim, generator=gen), sentences[idx], idx
-
-
-def no_nan(value: float) -> float:
-    return value if math.isfinite(value) else math.inf
