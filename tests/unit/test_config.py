@@ -296,3 +296,9 @@ def test_an_unknown_arch_names_the_choices():
         ConfigError, match=r"train.arch: 'stylegan' is not a model \(one of dcgan, "
     ):
         load_params(SMOKE, ["train.arch=stylegan"])
+
+
+def test_text_encoder_choice_not_built_is_refused():
+    """train.text.encoder: only `scratch` is built; a folder is one line, not a silent scratch."""
+    with pytest.raises(ConfigError, match=r"train.text.encoder: Input should be 'scratch'"):
+        load_params(SMOKE_BY_FAMILY["text2image"], ["train.text.encoder=/models/clip"])

@@ -36,7 +36,9 @@ class Text2ImageValidateConfig(ValidateConfig):
 class TextEncoderConfig(_Section):
     """train.text: the sentence encoder, pretrained contrastively on the train pairs first."""
 
-    encoder: str  # "scratch" (a bi-GRU trained here) or a local folder of a HF text model
+    # "scratch": a bi-GRU trained here (a local pretrained Hugging Face folder is not built yet:
+    # the type refuses it rather than training from scratch behind the user's back)
+    encoder: Literal["scratch"]
     embed_dim: PosInt  # word embedding width
     sentence_dim: PosInt  # sentence vector width (G's and D's condition)
     pretrain_epochs: PosInt  # contrastive epochs over the train captions before the GAN

@@ -78,7 +78,7 @@ class Text2ImageTrainer:
         self.G_run = wrap_for_run(self.G, cfg, device, world)
         self.D_run = wrap_for_run(self.D, cfg, device, world)
         self.autocast = autocast_context(cfg, device)
-        self.reals = torch.from_numpy(np.ascontiguousarray(images)).to(device)  # uint8 resident
+        self.reals = torch.from_numpy(np.array(images)).to(device)  # uint8, resident, writable
         self.caption_rows = torch.from_numpy(caption_rows).long().to(device)  # caption -> image
         self.sentences = sentences.to(device)  # (M, dim) frozen sentence vectors
         self.batch = cfg.batch_size // world
