@@ -186,3 +186,25 @@ def build(cfg: IngestConfig, out_dir: Path, scratch: Path) -> dict:
     manifest (components/datakinds/<kind>/ingest.py)."""
     kind, source = open_dataset(cfg.source, list(cfg.classes), scratch, cfg.image_size)
     return kind.build(cfg, source, out_dir)
+
+
+def write_images(cfg: IngestConfig, source: Source, out_dir: Path, label: str = "ingest"):
+    """Stream an image source into out_dir/images.npy, chunk by chunk (bounded memory): (meta
+    without split, channels, the sha256 of the pixels so far). Shared by the kinds that store
+    one image array."""
+    info = source.info
+    channels = info.channels if cfg.channels == "auto" else int(cfg.channels)
+    size = cfg.image_size
+    target = out_dir / "images.npy"
+    shape = (info.n_images, channels, size, size)
+    # create the .npy at full size; each chunk below maps it afresh and unmaps it again
+    np.lib.format.open_memmap(target, mode="w+", dtype=np.uint8, shape=shape).flush()
+    scale = float_scale(source)
+    parts, start, digest = [], 0, hashlib.sha256()
+    for chunk in track(source.chunks(), info.n_images, label):
+        block, readable, stats = process_chunk(chunk, size, channels, scale)
+        _write_rows(target, start, block)
+        digest.update(block.tobytes())
+        parts.append(_meta_frame(chunk, readable, block, stats, domain="", pair=-1))
+        start += len(block)
+    return pd.concat(parts, ignore_index=True), channels, digest

@@ -5,7 +5,6 @@ manifest."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +16,8 @@ from components.datakinds.captioned.sources import CaptionedSource
 from components.errors import DataError
 from components.ingest import (
     META_COLUMNS,
-    _meta_frame,
-    _write_rows,
-    float_scale,
-    process_chunk,
     split_indices,
-    track,
+    write_images,
 )
 from components.layout import write_json
 
@@ -33,7 +28,7 @@ def build(cfg: IngestConfig, source: CaptionedSource, out_dir: Path) -> dict:
     encoded with the vocabulary of the train captions."""
     max_words = _max_words(cfg)
     source = source.seeded(cfg.seed)
-    meta, channels, digest = _write_images(cfg, source, out_dir)
+    meta, channels, digest = write_images(cfg, source, out_dir, "ingest captioned")
     given = source.splits
     is_test = given == "test" if given is not None else _split(len(meta), cfg)
     meta["split"] = np.where(is_test, "test", "train")
@@ -77,26 +72,6 @@ def _max_words(cfg: IngestConfig) -> int:
 def _split(n: int, cfg: IngestConfig) -> np.ndarray:
     """True for the images held out for testing: ingest.test_fraction of them, by image."""
     return split_indices(np.full(n, -1), cfg.test_fraction, cfg.seed)
-
-
-def _write_images(cfg: IngestConfig, source: CaptionedSource, out_dir: Path):
-    """Stream the images into images.npy as the image-set kind does: (meta without split,
-    channels, the digest of the pixels)."""
-    info = source.info
-    channels = info.channels if cfg.channels == "auto" else int(cfg.channels)
-    size = cfg.image_size
-    target = out_dir / "images.npy"
-    shape = (info.n_images, channels, size, size)
-    np.lib.format.open_memmap(target, mode="w+", dtype=np.uint8, shape=shape).flush()
-    scale = float_scale(source)
-    parts, start, digest = [], 0, hashlib.sha256()
-    for chunk in track(source.chunks(), info.n_images, "ingest captioned"):
-        block, readable, stats = process_chunk(chunk, size, channels, scale)
-        _write_rows(target, start, block)
-        digest.update(block.tobytes())
-        parts.append(_meta_frame(chunk, readable, block, stats, domain="", pair=-1))
-        start += len(block)
-    return pd.concat(parts, ignore_index=True), channels, digest
 
 
 def encode_captions(captions: list[list[str]], meta: pd.DataFrame, max_words: int):

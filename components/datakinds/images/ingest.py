@@ -3,42 +3,22 @@ label and split, and the manifest."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from components.config import IngestConfig
 from components.ingest import (
     META_COLUMNS,
-    _meta_frame,
-    _write_rows,
-    float_scale,
-    process_chunk,
     split_indices,
-    track,
+    write_images,
 )
 
 
 def build(cfg: IngestConfig, source, out_dir: Path) -> dict:
     """Stream the image set into out_dir (images .npy memmap, meta.csv); returns the manifest."""
-    info = source.info
-    channels = info.channels if cfg.channels == "auto" else int(cfg.channels)
-    size = cfg.image_size
-    shape = (info.n_images, channels, size, size)
-    target = out_dir / "images.npy"
-    # create the .npy at full size; each chunk below maps it afresh and unmaps it again
-    np.lib.format.open_memmap(target, mode="w+", dtype=np.uint8, shape=shape).flush()
-    scale = float_scale(source)
-    parts, start, digest = [], 0, hashlib.sha256()
-    for chunk in track(source.chunks(), info.n_images, "ingest"):
-        block, readable, stats = process_chunk(chunk, size, channels, scale)
-        _write_rows(target, start, block)
-        digest.update(block.tobytes())
-        parts.append(_meta_frame(chunk, readable, block, stats, domain="", pair=-1))
-        start += len(block)
-    meta = pd.concat(parts, ignore_index=True)
+    info, size = source.info, cfg.image_size
+    meta, channels, digest = write_images(cfg, source, out_dir)
     given = getattr(source, "splits", None)  # a set that comes split keeps its split
     if given is not None:
         is_test = given == "test"
