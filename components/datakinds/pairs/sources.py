@@ -1,5 +1,5 @@
 """The translation-set sources: unpaired trainA/ trainB/ testA/ testB/, paired train/ test/ of
-side-by-side A|B images, and the bundled pairs (mnist2digits, digits-edges)."""
+side-by-side A|B images, and the bundled pairs (mnist2mnistm, mnist2digits, digits-edges)."""
 
 from __future__ import annotations
 
@@ -56,6 +56,68 @@ def mnist2digits(size: int) -> Translation:
     return Translation("unpaired", parts, _digit_names(), about, {"A": 1, "B": 1})
 
 
+MNISTM_SEED = 0  # the construction's seed: which digits go to A or B, and every patch
+MNISTM_PHOTO_SCALE = 1.0  # the photographs are resized by this before patches are cut
+
+
+def mnist2mnistm(size: int) -> Translation:
+    """Unpaired: A = half of MNIST-5k as it is (grey strokes on black, 1 channel), B = the other
+    half written into colour photographs as MNIST-M is (Ganin & Lempitsky 2015): each digit
+    blended into a random 28x28 patch of one of scikit-learn's two bundled photographs as
+    |patch - digit| per channel (3 channels). The digits are written alike in both domains,
+    only their appearance differs; A and B share no digit image, so no hidden pairing."""
+    x, y = _mnist()
+    a_idx, b_idx = _halves(y, np.random.default_rng(MNISTM_SEED))
+    digits = x.reshape(-1, 28, 28)
+    a = ArraySource(
+        digits[a_idx][:, None], y[a_idx].astype(np.int64), _digit_names(), "MNIST-5k", "mnist"
+    )
+    mnistm = mnistm_blend(digits[b_idx], np.random.default_rng(MNISTM_SEED + 1))
+    b = ArraySource(mnistm, y[b_idx].astype(np.int64), _digit_names(), "MNIST-M", "mnistm")
+    parts = [Part("A", None, a), Part("B", None, b)]
+    about = "mnist2mnistm: MNIST-5k (A) <-> MNIST-M, digits blended into photo patches (B)"
+    return Translation("unpaired", parts, _digit_names(), about, {"A": 1, "B": 3})
+
+
+def _halves(labels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Each class's indices shuffled and cut in two: (A's, B's), sorted, classes balanced."""
+    a, b = [], []
+    for k in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == k))
+        a.append(idx[: len(idx) // 2])
+        b.append(idx[len(idx) // 2 :])
+    return np.sort(np.concatenate(a)), np.sort(np.concatenate(b))
+
+
+def mnistm_blend(
+    digits: np.ndarray, rng: np.random.Generator, scale: float = MNISTM_PHOTO_SCALE
+) -> np.ndarray:
+    """(N, 28, 28) digits, 0..255 -> (N, 3, 28, 28) uint8: |patch - digit| per channel, each
+    patch a random crop (random photograph, position, horizontal flip) of scikit-learn's
+    bundled photographs (china.jpg, flower.jpg, 427x640)."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    photos = []
+    for p in load_sample_images().images:  # (427, 640, 3) uint8 each
+        size = (round(p.shape[1] * scale), round(p.shape[0] * scale))
+        photos.append(np.asarray(Image.fromarray(p).resize(size, Image.Resampling.BOX), np.float32))
+    n, h, w = digits.shape
+    out = np.empty((n, 3, h, w), np.uint8)
+    which = rng.integers(0, len(photos), n)
+    flips = rng.random(n) < 0.5
+    for i in range(n):
+        photo = photos[which[i]]
+        top = rng.integers(0, photo.shape[0] - h + 1)
+        left = rng.integers(0, photo.shape[1] - w + 1)
+        patch = photo[top : top + h, left : left + w]
+        if flips[i]:
+            patch = patch[:, ::-1]
+        blended = np.abs(patch - np.asarray(digits[i], np.float32)[:, :, None])  # (h, w, 3)
+        out[i] = np.round(blended).clip(0, 255).astype(np.uint8).transpose(2, 0, 1)
+    return out
+
+
 def sobel_edges(images: np.ndarray) -> np.ndarray:
     """(N, H, W) float -> (N, H, W) Sobel gradient magnitude, each image scaled to peak 255."""
     p = np.pad(images, ((0, 0), (1, 1), (1, 1)), mode="edge")  # (N, H+2, W+2)
@@ -85,7 +147,11 @@ def digits_edges(size: int) -> Translation:
     return Translation("paired", parts, _digit_names(), about, {"A": 1, "B": 1})
 
 
-BUNDLED_TRANSLATION = {"mnist2digits": mnist2digits, "digits-edges": digits_edges}
+BUNDLED_TRANSLATION = {
+    "mnist2mnistm": mnist2mnistm,
+    "mnist2digits": mnist2digits,
+    "digits-edges": digits_edges,
+}
 
 
 UNPAIRED = ("trainA", "trainB", "testA", "testB")  # the reference CycleGAN layout

@@ -117,13 +117,14 @@ class CycleGanFamily(TranslationFamily):
         "cycle_B",
         "idt_A",
         "idt_B",
+        "semantic",
         "lr_factor",
     )
     generator_names = ("G_AB", "G_BA")
 
     def __init__(self, cfg: TrainConfig, data, device: torch.device, rank: int = 0, world: int = 1):
-        a_train, _ = data.domain("A", "train")
-        b_train, _ = data.domain("B", "train")
+        a_train, a_labels = data.domain("A", "train")
+        b_train, b_labels = data.domain("B", "train")
         spec = translator_spec(cfg, a_train.shape[1], b_train.shape[1], a_train.shape[2])
         super().__init__(cfg, spec, device, world)
         seed_everything(cfg.seed)  # the same initial weights on every rank
@@ -143,6 +144,8 @@ class CycleGanFamily(TranslationFamily):
             for name in ("G_AB", "G_BA", "D_A", "D_B")
         }
         self.reals_A, self.reals_B = self._resident(a_train), self._resident(b_train)
+        self.labels_A, self.labels_B = self._resident(a_labels), self._resident(b_labels)
+        self.classify = self._semantic_classifiers(cfg, data)  # {"A": C_A, "B": C_B} or {}
         test_a, _ = data.domain("A", "test")
         test_b, _ = data.domain("B", "test")
         self.fixed_A = self._resident(test_a[spread(len(test_a))])  # fixed test inputs of the grids
@@ -152,6 +155,21 @@ class CycleGanFamily(TranslationFamily):
         t = cfg.translation
         same_channels = spec["channels_a"] == spec["channels_b"]
         self.lambda_idt = t.lambda_identity * t.lambda_cycle if same_channels else 0.0
+
+    def _semantic_classifiers(self, cfg: TrainConfig, data) -> dict[str, torch.nn.Module]:
+        """Each domain's frozen classifier when train.translation.lambda_semantic > 0 and both
+        domains are labelled (every train image); {} otherwise."""
+        from components.families.translation.semantic import train_classifier
+
+        t, k = cfg.translation, len(data.manifest["class_names"])
+        labels = {"A": self.labels_A, "B": self.labels_B}
+        if t.lambda_semantic <= 0 or k < 2 or any(bool((y < 0).any()) for y in labels.values()):
+            return {}
+        reals = {"A": self.reals_A, "B": self.reals_B}
+        return {
+            d: train_classifier(reals[d], labels[d], k, t.semantic_epochs, cfg.seed + i)
+            for i, d in enumerate(("A", "B"))
+        }
 
     # -- what the schedule asks for -------------------------------------------------------------
     def modules(self) -> dict[str, torch.nn.Module]:
@@ -191,13 +209,15 @@ class CycleGanFamily(TranslationFamily):
         return sample_rows(*rows)
 
     # -- one iteration ----------------------------------------------------------------------------
-    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Independent draws from each domain (unpaired): (B, C_A, S, S), (B, C_B, S, S)."""
+    def next_batch(self) -> tuple[torch.Tensor, ...]:
+        """Independent draws from each domain (unpaired): (B, C_A, S, S), (B, C_B, S, S) and
+        their labels (-1 where unlabelled)."""
         ia = torch.randint(0, len(self.reals_A), (self.batch,), device=self.device)
         ib = torch.randint(0, len(self.reals_B), (self.batch,), device=self.device)
-        return to_unit(self.reals_A[ia]), to_unit(self.reals_B[ib])
+        a, b = to_unit(self.reals_A[ia]), to_unit(self.reals_B[ib])
+        return a, b, self.labels_A[ia], self.labels_B[ib]
 
-    def g_step(self, real_A, real_B):
+    def g_step(self, real_A, real_B, y_A, y_B):
         """Both G fool the Ds and keep the cycles (and identities); Ds frozen."""
         run, t = self.run, self.cfg.translation
         for D in (self.D_A, self.D_B):
@@ -213,14 +233,22 @@ class CycleGanFamily(TranslationFamily):
             if self.lambda_idt > 0:
                 idt_a = identity_loss(run["G_AB"](real_B).float(), real_B)  # G_AB(b) ~ b
                 idt_b = identity_loss(run["G_BA"](real_A).float(), real_A)
-            g_loss = g_ab + g_ba + t.lambda_cycle * (cyc_a + cyc_b)
+            g_loss = g_ab + g_ba + t.lambda_cycle * (cyc_a + t.cycle_b_factor * cyc_b)
             g_loss = g_loss + self.lambda_idt * (idt_a + idt_b)
+            sem = torch.zeros((), device=self.device)
+            if self.classify:  # the translations read as their sources' classes
+                from components.families.translation.semantic import semantic_loss
+
+                sem = semantic_loss(self.classify["B"], fake_B, y_A)
+                sem = sem + semantic_loss(self.classify["A"], fake_A, y_B)
+                g_loss = g_loss + t.lambda_semantic * sem
         self.opt_G.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_G.step()
         for D in (self.D_A, self.D_B):
             D.requires_grad_(True)
-        return fake_A.detach(), fake_B.detach(), (g_loss, g_ab, g_ba, cyc_a, cyc_b, idt_a, idt_b)
+        stats = (g_loss, g_ab, g_ba, cyc_a, cyc_b, idt_a, idt_b, sem)
+        return fake_A.detach(), fake_B.detach(), stats
 
     def d_step(self, real_A, real_B, fake_A, fake_B):
         """Each D: real vs a fake from its history pool."""
@@ -239,15 +267,15 @@ class CycleGanFamily(TranslationFamily):
 
     def step(self, step: int) -> torch.Tensor:
         factor = self._schedule_lr(step)
-        real_A, real_B = self.next_batch()
-        fake_A, fake_B, g = self.g_step(real_A, real_B)
+        real_A, real_B, y_A, y_B = self.next_batch()
+        fake_A, fake_B, g = self.g_step(real_A, real_B, y_A, y_B)
         d_a, d_b = self.d_step(real_A, real_B, fake_A, fake_B)
         if self.use_ema:
             update_ema(self.G_AB_ema, self.G_AB, self.ema_beta)
             update_ema(self.G_BA_ema, self.G_BA, self.ema_beta)
-        g_loss, g_ab, g_ba, cyc_a, cyc_b, idt_a, idt_b = g
+        g_loss, g_ab, g_ba, cyc_a, cyc_b, idt_a, idt_b, sem = g
         with torch.no_grad():
             factor_t = torch.tensor(factor, device=self.device)
             return torch.stack(
-                [d_a + d_b, g_loss, g_ab, g_ba, d_a, d_b, cyc_a, cyc_b, idt_a, idt_b, factor_t]
+                [d_a + d_b, g_loss, g_ab, g_ba, d_a, d_b, cyc_a, cyc_b, idt_a, idt_b, sem, factor_t]
             ).detach()

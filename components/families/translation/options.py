@@ -19,6 +19,9 @@ class TranslationConfig(_Section):
     n_blocks: PosInt
     upsample: Literal["resize", "transpose"]
     lambda_cycle: Annotated[float, Field(ge=0)]
+    cycle_b_factor: Annotated[float, Field(ge=0)]  # B->A->B cycle weight / A->B->A's
+    lambda_semantic: Annotated[float, Field(ge=0)]  # CyCADA's semantic consistency (labels)
+    semantic_epochs: PosInt  # epochs of each domain's frozen classifier
     lambda_identity: Annotated[float, Field(ge=0)]
     lambda_l1: Annotated[float, Field(ge=0)]
     pool_size: Annotated[int, Field(ge=0)]
@@ -41,5 +44,6 @@ class TranslationTrainConfig(TrainConfig):
 class TranslationRegisterConfig(RegisterConfig):
     min_gap_closed: Annotated[float, Field(le=1)]
     min_class_preservation: Fraction
+    max_class_loss: Fraction  # class kept may fall at most this far below the untranslated copy's
     min_domain_acc: Fraction
     min_noop_ratio: Annotated[float, Field(ge=0)]

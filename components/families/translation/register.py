@@ -65,7 +65,26 @@ def translator_gate_failures(cfg: RegisterConfig, metrics: dict) -> list[str]:
                 continue
             if not value >= threshold:  # NaN fails too
                 failures.append(f"{d}_{metric} {value:.3f} < register.{key} {threshold}")
+        failures += _class_loss(cfg, metrics, d)
     return failures
+
+
+def _class_loss(cfg: RegisterConfig, metrics: dict, d: str) -> list[str]:
+    """A translation must keep the class about as well as the class head reads what it is
+    given: the untranslated copy (the class evidence the inputs carry) and the real target
+    images (how well the head reads that domain at all: a perfect translation is read no
+    better). Below the lower of the two by more than `register.max_class_loss`, it lost class
+    evidence its inputs carried."""
+    kept, copy, floor = (metrics.get(f"{d}_class_preservation{s}") for s in ("", "_copy", "_floor"))
+    if kept is None or copy is None or floor is None:
+        return []
+    bar = min(copy, floor)
+    if kept >= bar - cfg.max_class_loss:
+        return []
+    return [
+        f"{d}_class_preservation {kept:.3f} < min(copy {copy:.3f}, floor {floor:.3f}) "
+        f"- register.max_class_loss {cfg.max_class_loss}"
+    ]
 
 
 def decide_translator(
