@@ -48,7 +48,7 @@ class ImageGenerator(nn.Module):
         self.body = nn.Sequential(*blocks)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.body(self.start(h).view(len(h), self.ch0, 4, 4))
+        return self.body(self.start(h).view(-1, self.ch0, 4, 4))
 
 
 class MoCoGenerator(nn.Module):
@@ -71,12 +71,12 @@ class MoCoGenerator(nn.Module):
         return torch.stack(out, 1)
 
     def forward(self, z_content, eps, labels=None):
-        B, T = eps.shape[:2]
-        parts = [z_content.unsqueeze(1).expand(B, T, -1), self.motion(eps)]
+        T = eps.shape[1]  # sizes as -1 / flatten: traced exports keep a dynamic batch
+        parts = [z_content.unsqueeze(1).expand(-1, T, -1), self.motion(eps)]
         if self.embed is not None:
-            parts.append(self.embed(labels).unsqueeze(1).expand(B, T, -1))
-        frames = self.image(torch.cat(parts, 2).reshape(B * T, -1))
-        return frames.view(B, T, *frames.shape[1:])
+            parts.append(self.embed(labels).unsqueeze(1).expand(-1, T, -1))
+        frames = self.image(torch.cat(parts, 2).flatten(0, 1))
+        return frames.view(-1, T, *frames.shape[1:])
 
 
 class Conv3dGenerator(nn.Module):
@@ -115,7 +115,7 @@ class Conv3dGenerator(nn.Module):
         parts = [z_content, eps[:, 0]]
         if self.embed is not None:
             parts.append(self.embed(labels))
-        h = self.start(torch.cat(parts, 1)).view(len(z_content), self.ch0, self.t0, 4, 4)
+        h = self.start(torch.cat(parts, 1)).view(-1, self.ch0, self.t0, 4, 4)
         return self.body(h).transpose(1, 2)  # (B, C, T, S, S) -> (B, T, C, S, S)
 
 
