@@ -1,7 +1,8 @@
 """The in-training probe: the Fréchet distance of G_ema's frames to real train frames in a
 small frame feature net (the noise family's classifier, or its autoencoder for unlabelled
-clips; cached per dataset), plus the share of frozen clips and the speed ratio to real (logged
-only). It picks the best G_ema; train frames only, so selection never sees the test split."""
+clips; cached per dataset) times (1 + the share of frozen clips), plus the speed ratio to real
+(logged only). It picks the best G_ema; train frames only, so selection never sees the test
+split."""
 
 from __future__ import annotations
 
@@ -57,8 +58,12 @@ class VideoProbe:
         clips = sample_clips(G_ema, self.spec, self.seeds, self.labels)
         feats, _ = predict(self.net, clips.reshape(-1, *clips.shape[2:]))
         stats = temporal.summary(clips)
+        frame_fd = frechet(self.ref, feats)
         return {
-            "probe_fid": frechet(self.ref, feats),
+            # what picks the best G_ema: the frame distance, raised by the share of still
+            # clips, so a generator that stopped moving never wins on sharp frames alone
+            "probe_fid": frame_fd * (1.0 + float(stats["frozen"].mean())),
+            "probe_frame_fd": frame_fd,
             "probe_frozen_rate": float(stats["frozen"].mean()),
             "probe_speed_ratio": float(stats["speed"].mean() / max(self.ref_speed, 1e-9)),
         }
