@@ -23,15 +23,17 @@ from torch import nn
 
 def plain_loop(cfg, clips: np.ndarray, labels: np.ndarray, spec: dict, steps: int) -> float:
     from components.families.video.nets import (
-        GENERATORS,
         ImageDiscriminator,
         VideoDiscriminator,
+        make_generator,
     )
 
     torch.manual_seed(cfg.seed)
     _, T, C, S, _ = clips.shape
     k = spec["num_classes"]
-    G = GENERATORS[cfg.arch](cfg.z_content, cfg.z_motion, k, C, S, T, cfg.g_channels)
+    G = make_generator(
+        cfg.arch, cfg.renderer, cfg.z_content, cfg.z_motion, k, C, S, T, cfg.g_channels
+    )
     Di = ImageDiscriminator(C, S, cfg.d_channels, k)
     Dv = VideoDiscriminator(C, S, T, cfg.d_channels, k)
     opt_G = torch.optim.Adam(G.parameters(), cfg.lr_g, betas=(cfg.beta1, cfg.beta2))

@@ -54,6 +54,7 @@ def test_flow_registers_a_video_model_with_floors_and_controls(registered):
     root, metrics, uri = registered
     spec = read_json(Layout(root).models / "video.json")
     assert spec["family"] == "video" and spec["arch"] == "mocogan" and spec["frames"] == 8
+    assert spec["renderer"] == "sprite"
     for key in ("video_fd", "video_fd_floor", "video_fd_shuffled", "video_fd_frozen", "fid",
                 "fid_floor", "kid", "speed_w1", "speed_w1_floor", "frozen_rate",
                 "identity_consistency", "identity_consistency_real"):  # fmt: skip
@@ -166,6 +167,22 @@ def test_rest_serving_returns_the_pyfunc_clips(registered):
     np.testing.assert_array_equal(clips, mlflow.pyfunc.load_model(model_uri).predict(frame))
 
 
+def test_sprite_renderer_keeps_the_object_and_moves_it():
+    """The sprite renderer: every frame is the same object layer shifted over one background,
+    so a clip's frames hold the same pixels in another place (up to bilinear resampling)."""
+    from components.families.video.nets import SpriteMoCoGenerator, fold
+
+    torch.testing.assert_close(fold(torch.tensor([0.5, 1.5, 2.5, -1.5])),
+                               torch.tensor([0.5, 0.5, -0.5, -0.5]))  # fmt: skip
+    G = SpriteMoCoGenerator(8, 4, 0, 1, 32, 6, 8).eval()
+    with torch.no_grad():
+        G.velocity.bias.fill_(10.0)  # tanh saturates: the largest speed along both axes
+        clip = G(torch.randn(1, 8), torch.zeros(1, 6, 4))[0, :, 0]  # (T, S, S)
+    assert not torch.equal(clip[0], clip[1])  # it moves
+    totals = clip.sum(dim=(1, 2))
+    assert (totals - totals[0]).abs().max() < 0.05 * totals[0].abs() + 1.0  # the same content
+
+
 def test_family_resumes_bit_identical(registered, tmp_path):
     """8 steps in one go (a checkpoint at step 4) vs resuming that checkpoint for the last 4:
     G, both Ds, G_ema, optimisers and the batch stream restored, bit-identical."""
@@ -194,10 +211,10 @@ def test_family_resumes_bit_identical(registered, tmp_path):
     assert_same_state(full.extra_state(), again.extra_state(), "extra")
 
 
-def test_conv3d_generator_makes_clips_of_the_asked_length():
-    from components.families.video.nets import Conv3dGenerator, MoCoGenerator
+def test_every_generator_makes_clips_of_the_asked_length():
+    from components.families.video.nets import GENERATORS
 
-    for cls in (Conv3dGenerator, MoCoGenerator):
+    for cls in set(GENERATORS.values()):
         G = cls(8, 4, 3, 1, 32, 16, 8).eval()
         out = G(torch.randn(2, 8), torch.randn(2, 16, 4), torch.tensor([0, 2]))
         assert out.shape == (2, 16, 1, 32, 32) and out.abs().max() <= 1

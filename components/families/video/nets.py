@@ -79,6 +79,52 @@ class MoCoGenerator(nn.Module):
         return frames.view(-1, T, *frames.shape[1:])
 
 
+def fold(x: torch.Tensor) -> torch.Tensor:
+    """Reflect positions into [-1, 1] (a wall bounces the track back), differentiable."""
+    y = torch.remainder(x + 1.0, 4.0)
+    return torch.where(y > 2.0, 4.0 - y, y) - 1.0
+
+
+class SpriteMoCoGenerator(MoCoGenerator):
+    """MoCoGAN's split with a layered renderer (`train.renderer: sprite`): the content latent
+    (and label) renders once per clip an object layer, its mask and a background; the GRU's
+    motion codes give a velocity per frame, integrated into a track reflected at the frame's
+    walls; each frame is the object layer shifted along the track (bilinear resampling) over the
+    background. The object keeps its identity over the clip and moves smoothly by construction;
+    what it looks like and how it moves are learned from the two Ds."""
+
+    max_speed = 0.25  # most movement per frame, in half-frames (0.25: an eighth of the frame)
+    reach = 0.6  # the track spans +-reach half-frames around the layer's own position
+
+    def __init__(self, z_content, z_motion, num_classes, channels, size, frames, width):
+        super().__init__(z_content, z_motion, num_classes, channels, size, frames, width)
+        self.channels = channels
+        in_dim = z_content + (LABEL_DIM if num_classes else 0)
+        self.image = ImageGenerator(in_dim, 2 * channels + 1, size, width)  # object, mask, bg
+        self.start = nn.Linear(z_motion, 2)
+        self.velocity = nn.Linear(z_motion, 2)
+
+    def forward(self, z_content, eps, labels=None):
+        T, C = eps.shape[1], self.channels
+        h = self.motion(eps)  # (B, T, Zm)
+        content = z_content if self.embed is None else torch.cat([z_content, self.embed(labels)], 1)
+        layers = self.image(content)  # (B, 2C + 1, S, S) in [-1, 1]
+        sprite, background = layers[:, : C + 1], layers[:, C + 1 :]
+        v = self.max_speed * torch.tanh(self.velocity(h))  # (B, T, 2)
+        pos = torch.tanh(self.start(h[:, 0])).unsqueeze(1) + torch.cumsum(v, 1) - v[:, :1]
+        shift = self.reach * fold(pos)  # (B, T, 2) as (x, y)
+        eye = torch.eye(2, dtype=shift.dtype, device=shift.device).expand(shift.shape[0] * T, 2, 2)
+        theta = torch.cat([eye, -shift.reshape(-1, 2, 1)], 2)  # sample at x - shift: moves +shift
+        S = layers.shape[-1]
+        grid = nn.functional.affine_grid(theta, [theta.shape[0], C + 1, S, S], align_corners=False)
+        moved = nn.functional.grid_sample(
+            sprite.repeat_interleave(T, 0), grid, padding_mode="border", align_corners=False
+        )
+        mask = (moved[:, C:] + 1) / 2
+        frames = mask * moved[:, :C] + (1 - mask) * background.repeat_interleave(T, 0)
+        return frames.view(-1, T, *frames.shape[1:])
+
+
 class Conv3dGenerator(nn.Module):
     """VGAN/TGAN-style plain generator: z = [z_c, first eps] (+ label) -> a (t0, 4, 4) volume,
     transposed 3-D convs doubling space each block and time while it is below `frames`."""
@@ -119,13 +165,25 @@ class Conv3dGenerator(nn.Module):
         return self.body(h).transpose(1, 2)  # (B, C, T, S, S) -> (B, T, C, S, S)
 
 
-GENERATORS = {"mocogan": MoCoGenerator, "conv3d": Conv3dGenerator}
+GENERATORS = {
+    ("mocogan", "sprite"): SpriteMoCoGenerator,
+    ("mocogan", "frames"): MoCoGenerator,
+    ("conv3d", "frames"): Conv3dGenerator,
+    ("conv3d", "sprite"): Conv3dGenerator,  # one renderer only: the volume is the frames
+}
+
+
+def make_generator(arch, renderer, z_content, z_motion, num_classes, channels, size, frames,
+                   width) -> nn.Module:  # fmt: skip
+    cls = GENERATORS[(arch, renderer)]
+    return cls(z_content, z_motion, num_classes, channels, size, frames, width)
 
 
 def build_generator(spec: dict) -> nn.Module:
-    return GENERATORS[spec["arch"]](
-        spec["z_content"], spec["z_motion"], spec["num_classes"], spec["channels"],
-        spec["image_size"], spec["frames"], spec["g_channels"],
+    return make_generator(
+        spec["arch"], spec.get("renderer", "frames"), spec["z_content"], spec["z_motion"],
+        spec["num_classes"], spec["channels"], spec["image_size"], spec["frames"],
+        spec["g_channels"],
     )  # fmt: skip
 
 

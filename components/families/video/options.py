@@ -42,6 +42,9 @@ class VideoTrainConfig(TrainConfig):
     arch: Literal["mocogan", "conv3d"]
     z_content: PosInt  # content latent, fixed per clip (MoCoGAN: 50)
     z_motion: PosInt  # motion latent per frame, from a GRU (MoCoGAN: 10)
+    # mocogan's renderer: sprite (content -> object layer, mask, background; motion -> a track
+    # the object layer moves along) | frames (content + motion -> every frame, as MoCoGAN)
+    renderer: Literal["sprite", "frames"]
     conditional: bool  # one class per clip (label embedding in G, projection in both Ds)
     image_frames: PosInt  # frames per clip the image D sees each step
     ema_half_life_kimg: Annotated[float, Field(ge=0)]

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from components.families.video.nets import (
-    GENERATORS,
     ImageDiscriminator,
     VideoDiscriminator,
     clip_latents,
+    make_generator,
 )
 from components.families.video.options import VideoTrainConfig as TrainConfig
 from components.seeds import BATCH_STREAM_OFFSET, SAMPLE_GRID_OFFSET
@@ -61,9 +61,9 @@ class VideoTrainer:
         seed_everything(cfg.seed)
         _, T, C, S, _ = clips.shape
         k = spec["num_classes"]
-        self.G = GENERATORS[cfg.arch](cfg.z_content, cfg.z_motion, k, C, S, T, cfg.g_channels).to(
-            device
-        )
+        self.G = make_generator(
+            cfg.arch, cfg.renderer, cfg.z_content, cfg.z_motion, k, C, S, T, cfg.g_channels
+        ).to(device)
         self.D_image = ImageDiscriminator(C, S, cfg.d_channels, k).to(device)
         self.D_video = VideoDiscriminator(C, S, T, cfg.d_channels, k).to(device)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
