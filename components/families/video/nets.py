@@ -109,7 +109,9 @@ class SpriteMoCoGenerator(MoCoGenerator):
         h = self.motion(eps)  # (B, T, Zm)
         content = z_content if self.embed is None else torch.cat([z_content, self.embed(labels)], 1)
         layers = self.image(content)  # (B, 2C + 1, S, S) in [-1, 1]
-        sprite, background = layers[:, : C + 1], layers[:, C + 1 :]
+        # the mask in [0, 1] before resampling: outside the shifted layer it is 0 (background)
+        obj, mask = layers[:, :C], (layers[:, C : C + 1] + 1) / 2
+        sprite, background = torch.cat([obj, mask], 1), layers[:, C + 1 :]
         v = self.max_speed * torch.tanh(self.velocity(h))  # (B, T, 2)
         pos = torch.tanh(self.start(h[:, 0])).unsqueeze(1) + torch.cumsum(v, 1) - v[:, :1]
         shift = self.reach * fold(pos)  # (B, T, 2) as (x, y)
@@ -117,10 +119,11 @@ class SpriteMoCoGenerator(MoCoGenerator):
         theta = torch.cat([eye, -shift.reshape(-1, 2, 1)], 2)  # sample at x - shift: moves +shift
         S = layers.shape[-1]
         grid = nn.functional.affine_grid(theta, [theta.shape[0], C + 1, S, S], align_corners=False)
+        # zeros outside: "border" would smear the layer's edge rows across the frame
         moved = nn.functional.grid_sample(
-            sprite.repeat_interleave(T, 0), grid, padding_mode="border", align_corners=False
+            sprite.repeat_interleave(T, 0), grid, padding_mode="zeros", align_corners=False
         )
-        mask = (moved[:, C:] + 1) / 2
+        mask = moved[:, C:]
         frames = mask * moved[:, :C] + (1 - mask) * background.repeat_interleave(T, 0)
         return frames.view(-1, T, *frames.shape[1:])
 
