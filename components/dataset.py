@@ -43,8 +43,10 @@ import pandas as pd
 from components.errors import DataError
 from components.layout import Layout, read_json
 
-KINDS = ("generate", "unpaired", "paired", "captioned")
-IMAGE_SETS = ("generate", "captioned")  # one image array, split by meta.csv: Dataset.split
+KINDS = ("generate", "unpaired", "paired", "captioned", "clips")
+# one array, split by meta.csv: Dataset.split (clips: clips.npy (N, T, C, S, S), one row a clip,
+# components/datakinds/clips/)
+IMAGE_SETS = ("generate", "captioned", "clips")
 DOMAINS = ("A", "B")
 SPLITS = ("train", "test")
 
@@ -181,5 +183,5 @@ def load_dataset(layout: Layout) -> Dataset:
             d: np.load(layout.domain_images(d), mmap_mode="r", allow_pickle=False) for d in storage
         }
         return Dataset(None, meta, manifest, arrays, layout.processed)
-    images = np.load(layout.images, mmap_mode="r", allow_pickle=False)
+    images = np.load(layout.processed / storage, mmap_mode="r", allow_pickle=False)
     return Dataset(images, meta, manifest, folder=layout.processed)

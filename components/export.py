@@ -72,7 +72,7 @@ def _onnx(G: torch.nn.Module, example: tuple, path: Path, check: tuple) -> torch
         raise ConfigError(
             'onnx export needs onnx, onnxscript and onnxruntime: pip install -e ".[export]"'
         ) from None
-    names = ["x"] if len(example) == 1 else ["z", "c"]
+    names = ["x"] if len(example) == 1 else ["z", "c", "label"][: len(example)]
     batch = torch.export.Dim("batch", min=1)
     dynamic = tuple({0: batch} for _ in example)
     quiet = logging.getLogger("torch.onnx")  # "torchvision is not installed" lines

@@ -132,6 +132,11 @@ def generate(
         model = mlflow.pyfunc.load_model(model_uri)
     except (MlflowException, OSError) as exc:
         raise GanopsError(f"--model {model_uri}: {getattr(exc, 'message', exc)}") from None
+    spec = model.metadata.metadata or {}  # written by register: num_classes, class_names
+    if spec.get("family") == "video":  # clips: GIFs + strips + metadata.jsonl
+        from components.families.video.generate import generate_clips
+
+        return generate_clips(model, model_uri, n, out, label, balanced, seed, spec)
     if takes_text(model) != (texts is not None):
         if texts is None:
             raise GanopsError(
@@ -140,7 +145,6 @@ def generate(
         raise GanopsError("this model takes no captions: drop --prompt/--prompts")
     if texts is not None:
         return generate_captioned(model, model_uri, texts, n, out, seed, truncation)
-    spec = model.metadata.metadata or {}  # written by register: num_classes, class_names
     num_classes = int(spec.get("num_classes", 0))
     names = spec.get("class_names") or [str(i) for i in range(num_classes)]
     labels = plan_labels(n, num_classes, label, balanced)

@@ -183,7 +183,13 @@ def run(cfg: IngestConfig, layout: Layout) -> dict:
 
 def build(cfg: IngestConfig, out_dir: Path, scratch: Path) -> dict:
     """Stream the source into out_dir; its data kind writes the arrays, meta.csv and the
-    manifest (components/datakinds/<kind>/ingest.py)."""
+    manifest (components/datakinds/<kind>/ingest.py). A family whose data is one kind whatever
+    the folder looks like names it on its ingest config (video: `data_kind = "clips"`)."""
+    if (owner := getattr(cfg, "data_kind", None)) is not None:
+        from components import datakinds
+
+        kind = datakinds.KINDS[owner]
+        return kind.build(cfg, kind.open_source(cfg, scratch), out_dir)
     kind, source = open_dataset(cfg.source, list(cfg.classes), scratch, cfg.image_size)
     return kind.build(cfg, source, out_dir)
 

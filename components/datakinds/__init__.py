@@ -12,11 +12,12 @@ from pathlib import Path
 
 from components.datakinds.base import DataKind
 from components.datakinds.captioned import KIND as CAPTIONED
+from components.datakinds.clips import KIND as CLIPS
 from components.datakinds.images import KIND as IMAGES
 from components.datakinds.pairs import KIND as PAIRS
 from components.errors import DataError
 
-KINDS: dict[str, DataKind] = {k.name: k for k in (CAPTIONED, PAIRS, IMAGES)}
+KINDS: dict[str, DataKind] = {k.name: k for k in (CAPTIONED, CLIPS, PAIRS, IMAGES)}
 
 __all__ = [
     "KINDS",

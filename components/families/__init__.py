@@ -16,8 +16,9 @@ from components.families.base import Built, ModelFamily
 from components.families.noise import FAMILY as NOISE
 from components.families.text2image import FAMILY as TEXT2IMAGE
 from components.families.translation import FAMILY as TRANSLATION
+from components.families.video import FAMILY as VIDEO
 
-FAMILIES: dict[str, ModelFamily] = {f.name: f for f in (NOISE, TRANSLATION, TEXT2IMAGE)}
+FAMILIES: dict[str, ModelFamily] = {f.name: f for f in (NOISE, TRANSLATION, TEXT2IMAGE, VIDEO)}
 # a generator registered before specs named their family (generator.json without "family")
 LEGACY_FAMILY = NOISE.name
 

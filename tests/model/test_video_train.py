@@ -1,0 +1,225 @@
+"""Model: the video family through the Prefect flow on the bundled Moving MNIST (smoke-sized),
+then its pyfunc (Python and REST), `generate` GIFs that ingest reads back to the same frames,
+export parity, and resume bit-identical."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from components.layout import Layout, read_json
+from tests.conftest import SMOKE_BY_FAMILY, use_store
+
+SMOKE = SMOKE_BY_FAMILY["video"]
+NAME = "ganops-video"
+
+
+def _params(*overrides: str):
+    from components.config import load_params
+
+    return load_params(SMOKE, list(overrides))
+
+
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory, prefect_harness):
+    """ingest -> validate -> train -> evaluate -> register of the smoke profile through the
+    Prefect flow into a SQLite store: (root, metrics, store uri)."""
+    import os
+
+    import mlflow
+
+    from flows.pipeline import ganops_pipeline
+
+    root = tmp_path_factory.mktemp("video")
+    shutil.copy(SMOKE, root / "params.yaml")
+    mp = pytest.MonkeyPatch()
+    uri = use_store(mp, f"sqlite:///{root / 'mlflow.db'}")
+    mp.chdir(root)
+    ganops_pipeline(params_file="params.yaml")
+    metrics = read_json(Layout(root).metrics)
+    yield root, metrics, uri
+    os.chdir(root.parent)
+    mp.undo()
+    mlflow.set_tracking_uri(None)
+
+
+def test_flow_registers_a_video_model_with_floors_and_controls(registered):
+    import mlflow
+
+    root, metrics, uri = registered
+    spec = read_json(Layout(root).models / "video.json")
+    assert spec["family"] == "video" and spec["arch"] == "mocogan" and spec["frames"] == 8
+    assert spec["renderer"] == "sprite"
+    for key in ("video_fd", "video_fd_floor", "video_fd_shuffled", "video_fd_frozen", "fid",
+                "fid_floor", "kid", "speed_w1", "speed_w1_floor", "frozen_rate",
+                "identity_consistency", "identity_consistency_real"):  # fmt: skip
+        assert np.isfinite(metrics[key]), key
+    # the real-vs-real floor is below both controls: the video distance notices time
+    assert metrics["video_fd_floor"] < metrics["video_fd_shuffled"]
+    assert metrics["video_fd_floor"] < metrics["video_fd_frozen"]
+    assert metrics["speed_w1_floor"] < metrics["speed_w1_frozen"]
+    version = mlflow.MlflowClient(uri).get_latest_versions(NAME)[0]
+    assert version.tags["family"] == "video"
+    samples = root / "reports" / "samples"
+    assert (samples / "latest.gif").is_file() and (samples / "latest.png").is_file()
+    for name in ("generated.gif", "generated_strip.png", "real_strip.png"):
+        assert (Layout(root).evaluation / name).is_file()
+
+
+def _latest_uri(uri):
+    import mlflow
+
+    version = mlflow.MlflowClient(uri).get_latest_versions(NAME)[0].version
+    return f"models:/{NAME}/{version}"
+
+
+def test_pyfunc_draws_clips_by_seed_and_label(registered):
+    import mlflow
+
+    _, _, uri = registered
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.pyfunc.load_model(_latest_uri(uri))
+    frame = pd.DataFrame({"seed": [3, 3, 4], "label": [1, 1, 2]})
+    out = model.predict(frame)
+    assert out.dtype == np.uint8 and out.shape == (3, 8, 1, 32, 32)
+    np.testing.assert_array_equal(out[0], out[1])  # the same (seed, label), the same clip
+    assert not np.array_equal(out[0], out[2])
+    np.testing.assert_array_equal(out[:1], model.predict(frame[:1]))  # batch-independent
+    with pytest.raises(Exception, match="label 10 out of range"):
+        model.predict(pd.DataFrame({"seed": [0], "label": [10]}))
+
+
+def test_generate_writes_gifs_that_ingest_reads_back(registered, tmp_path):
+    import mlflow
+
+    from components import ingest
+    from components.dataset import load_dataset
+    from components.generate import generate
+
+    _, _, uri = registered
+    mlflow.set_tracking_uri(uri)
+    out = tmp_path / "synthetic"
+    manifest = generate(_latest_uri(uri), 6, out, seed=7)
+    assert manifest["n_clips"] == 6 and manifest["clip_shape"] == [8, 1, 32, 32]
+    rows = [json.loads(line) for line in (out / "metadata.jsonl").read_text().splitlines()]
+    assert [r["label"] for r in rows] == [str(i % 10) for i in range(6)]
+    assert all((out / r["file_name"]).is_file() for r in rows)
+    assert all((out / r["file_name"].replace(".gif", ".strip.png")).is_file() for r in rows)
+    model = mlflow.pyfunc.load_model(_latest_uri(uri))
+    expected = model.predict(
+        pd.DataFrame({"seed": [r["seed"] for r in rows], "label": [int(r["label"]) for r in rows]})
+    )
+    cfg = _params(f"ingest.source={out}", "ingest.test_fraction=0.5").ingest
+    back = ingest.run(cfg, Layout(tmp_path / "back"))
+    assert back["kind"] == "clips" and back["n_clips"] == 6
+    data = load_dataset(Layout(tmp_path / "back"))
+    files = data.meta["file"].tolist()
+    for i, r in enumerate(rows):
+        row = files.index(r["file_name"])
+        np.testing.assert_array_equal(data.images[row], expected[i])  # gray GIFs are exact
+        assert data.manifest["class_names"][data.meta["label"][row]] == r["label"]
+
+
+def test_export_parity(registered, tmp_path):
+    from components.export import export
+
+    root, _, _ = registered
+    assert export(Layout(root).models, "torchscript", tmp_path / "G.pt") < 1e-4
+    assert export(Layout(root).models, "onnx", tmp_path / "G.onnx") < 1e-4
+
+
+def test_rest_serving_returns_the_pyfunc_clips(registered):
+    import urllib.request
+
+    import mlflow
+
+    from tests.conftest import start_server
+    from tests.e2e.test_register import _free_port
+
+    _, _, uri = registered
+    mlflow.set_tracking_uri(uri)
+    model_uri = _latest_uri(uri)
+    port = _free_port()
+    server = start_server(
+        ["mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local",
+         "--host", "127.0.0.1", "--port", str(port)],
+        f"http://127.0.0.1:{port}/ping",
+    )  # fmt: skip
+    try:
+        frame = pd.DataFrame({"seed": [0, 1], "label": [5, 6]})
+        body = json.dumps({"dataframe_split": frame.to_dict(orient="split", index=False)})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations",
+            data=body.encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=120) as response:
+            clips = np.asarray(json.loads(response.read())["predictions"], dtype=np.uint8)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert clips.shape == (2, 8, 1, 32, 32)
+    np.testing.assert_array_equal(clips, mlflow.pyfunc.load_model(model_uri).predict(frame))
+
+
+def test_sprite_renderer_keeps_the_object_and_moves_it():
+    """The sprite renderer: every frame is the same object layer shifted over one background,
+    so a clip's frames hold the same pixels in another place (up to bilinear resampling)."""
+    from components.families.video.nets import SpriteMoCoGenerator, fold
+
+    torch.testing.assert_close(fold(torch.tensor([0.5, 1.5, 2.5, -1.5])),
+                               torch.tensor([0.5, 0.5, -0.5, -0.5]))  # fmt: skip
+    torch.manual_seed(0)
+    G = SpriteMoCoGenerator(8, 4, 0, 1, 32, 6, 8).eval()
+    z, eps = torch.randn(1, 8), torch.zeros(1, 6, 4)
+    with torch.no_grad():
+        G.velocity.weight.zero_()
+        G.velocity.bias.zero_()  # no velocity: every frame is the first
+        still = G(z, eps)[0, :, 0]
+        G.velocity.bias.fill_(10.0)  # tanh saturates: the largest speed along both axes
+        moving = G(z, eps)[0, :, 0]
+    assert all(torch.equal(still[0], f) for f in still)
+    torch.testing.assert_close(moving[0], still[0])  # the track starts where it would rest
+    assert not torch.equal(moving[0], moving[1])  # then it moves
+
+
+def test_family_resumes_bit_identical(registered, tmp_path):
+    """8 steps in one go (a checkpoint at step 4) vs resuming that checkpoint for the last 4:
+    G, both Ds, G_ema, optimisers and the batch stream restored, bit-identical."""
+    from components.dataset import load_dataset
+    from components.families import for_arch
+    from components.train.distributed import Rank
+    from components.train.loop import Callbacks, fit
+    from tests.model.test_models import assert_same_state
+
+    root, _, _ = registered
+    data = load_dataset(Layout(root))
+    cfg = _params("train.kimg=0.064", "train.ckpt_every_kimg=0.032").train
+    me = Rank(rank=0, local_rank=0, world=1)
+    layout = Layout(tmp_path)
+    full = for_arch("mocogan").build(cfg, layout, data, torch.device("cpu"), me).trainer
+    fit(full, cfg, tmp_path / "a", Callbacks())
+    (tmp_path / "b").mkdir()
+    shutil.copy(tmp_path / "a" / "checkpoint-000000004.pt", tmp_path / "b")
+    again = for_arch("mocogan").build(cfg, layout, data, torch.device("cpu"), me).trainer
+    state = fit(again, cfg, tmp_path / "b", Callbacks())
+    assert state.step == 8
+    for kind in ("modules", "optimizers"):
+        mine, theirs = getattr(full, kind)(), getattr(again, kind)()
+        for name in mine:
+            assert_same_state(mine[name].state_dict(), theirs[name].state_dict(), name)
+    assert_same_state(full.extra_state(), again.extra_state(), "extra")
+
+
+def test_every_generator_makes_clips_of_the_asked_length():
+    from components.families.video.nets import GENERATORS
+
+    for cls in set(GENERATORS.values()):
+        G = cls(8, 4, 3, 1, 32, 16, 8).eval()
+        out = G(torch.randn(2, 8), torch.randn(2, 16, 4), torch.tensor([0, 2]))
+        assert out.shape == (2, 16, 1, 32, 32) and out.abs().max() <= 1
