@@ -16,6 +16,7 @@ SMOKE_BY_FAMILY = {
     "noise": SMOKE,
     "translation": ROOT / "tests" / "params-smoke-translation.yaml",
     "text2image": ROOT / "tests" / "params-smoke-text2image.yaml",
+    "music": ROOT / "tests" / "params-smoke-music.yaml",
 }
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

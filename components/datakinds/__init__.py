@@ -14,9 +14,10 @@ from components.datakinds.base import DataKind
 from components.datakinds.captioned import KIND as CAPTIONED
 from components.datakinds.images import KIND as IMAGES
 from components.datakinds.pairs import KIND as PAIRS
+from components.datakinds.scores import KIND as SCORES
 from components.errors import DataError
 
-KINDS: dict[str, DataKind] = {k.name: k for k in (CAPTIONED, PAIRS, IMAGES)}
+KINDS: dict[str, DataKind] = {k.name: k for k in (SCORES, CAPTIONED, PAIRS, IMAGES)}
 
 __all__ = [
     "KINDS",

@@ -13,11 +13,12 @@ from pathlib import Path
 
 from components.errors import ConfigError, DataError
 from components.families.base import Built, ModelFamily
+from components.families.music import FAMILY as MUSIC
 from components.families.noise import FAMILY as NOISE
 from components.families.text2image import FAMILY as TEXT2IMAGE
 from components.families.translation import FAMILY as TRANSLATION
 
-FAMILIES: dict[str, ModelFamily] = {f.name: f for f in (NOISE, TRANSLATION, TEXT2IMAGE)}
+FAMILIES: dict[str, ModelFamily] = {f.name: f for f in (NOISE, TRANSLATION, TEXT2IMAGE, MUSIC)}
 # a generator registered before specs named their family (generator.json without "family")
 LEGACY_FAMILY = NOISE.name
 
