@@ -113,10 +113,12 @@ def test_prefect_file_declares_the_deployments():
         "on-demand",
         "nightly-translator",
         "nightly-text2image",
+        "nightly-music",
     }
     params_files = {
         "nightly-translator": "params-translate.yaml",
         "nightly-text2image": "params-text2image.yaml",
+        "nightly-music": "params-music.yaml",
     }
     for name, d in by_name.items():
         assert d["entrypoint"] == "flows/pipeline.py:ganops_pipeline"
@@ -128,3 +130,4 @@ def test_prefect_file_declares_the_deployments():
     assert "schedules" not in by_name["on-demand"]
     assert load_params(ROOT / "params-translate.yaml").train.arch == "cyclegan"
     assert load_params(ROOT / "params-text2image.yaml").train.arch == "text2image"
+    assert load_params(ROOT / "params-music.yaml").train.arch == "musegan"

@@ -122,9 +122,11 @@ def synthesize(roll: np.ndarray, steps_per_beat: int, pitch_low: int,
         t = np.arange(n) / rate
         tone = sum(a * np.sin(2 * np.pi * freq * k * t) for k, a in ((1, 1.0), (2, 0.4), (3, 0.2)))
         env = np.minimum(t / 0.01, 1.0) * np.exp(-2.5 * t)
-        env[-rate // 20 :] *= np.linspace(1, 0, rate // 20)
+        release = rate // 20
+        env[-release:] *= np.linspace(1, 0, release)
         a = int(s * step * rate)
-        audio[a : a + n] += (tone * env)[: total - a]
+        m = min(n, total - a)
+        audio[a : a + m] += (tone * env)[:m]
     peak = np.abs(audio).max()
     return (audio / peak * 0.9 if peak > 0 else audio).astype(np.float32)
 

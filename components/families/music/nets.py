@@ -48,8 +48,8 @@ class Generator(nn.Module):
         self.shared_t = Temporal(z_dim, bars)
         self.track_t = Temporal(z_dim, bars)
         c, t0, p0 = channels, steps_per_bar // 4, pitches // 4
-        # one private bar generator per track (a loop of plain transposed convolutions: on
-        # CPU 1.5x faster than one grouped convolution, bench/music_train.py)
+        # one private bar generator per track: a loop of plain transposed convolutions (on one
+        # CPU thread 133 ms forward + backward at batch 32 vs 197 ms as one grouped convolution)
         self.bar = nn.ModuleList(
             nn.Sequential(
                 nn.ConvTranspose2d(4 * z_dim, 2 * c, (t0, p0)),  # (2c, t/4, p/4)
