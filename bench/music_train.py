@@ -94,7 +94,7 @@ def main() -> None:
     common = {"batch": cfg.batch_size, "d_steps": m.d_steps, "threads": a.threads,
               "g_channels": cfg.g_channels, "d_channels": cfg.d_channels}  # fmt: skip
     torch.manual_seed(0)
-    G = Generator(m.z_dim, 4, 4, 16, 48, cfg.g_channels)
+    G = Generator(m.z_dim, 4, 4, 16, 48, cfg.g_channels, m.unit_steps)
     D = Discriminator(4, 4, 16, 48, cfg.d_channels, m.chroma_stream)
     rate = plain(G, D, torch.from_numpy(windows), cfg.batch_size, a.steps, a.warmup, m.d_steps,
                  m.gp_weight)  # fmt: skip

@@ -57,6 +57,10 @@ def test_generator_draws_binary_rolls_from_four_latents():
     assert x.grad.tolist() == [1.0, 1.0]  # straight through
     D = Discriminator(4, 4, 16, 48, channels=8)
     assert D(binarize(probs)).shape == (3,)
+    # on a 2-step note unit, every step repeats its pair: no note shorter than an eighth
+    eighths = Generator(8, tracks=4, bars=4, steps_per_bar=16, pitches=48, channels=8, unit=2)
+    drawn = eighths.eval()(z)
+    assert torch.equal(drawn[:, :, 0::2], drawn[:, :, 1::2])
 
 
 def test_controls_keep_density_and_rhythm():

@@ -42,8 +42,11 @@ class MusicIngestConfig(IngestConfig):
                 f"ingest.pitch_low ({self.pitch_low}) .. pitch_high ({self.pitch_high}) must "
                 "span at least an octave"
             )
-        if (self.pitch_high - self.pitch_low) % 4:
-            raise ValueError("ingest.pitch_high - pitch_low must be a multiple of 4 (G upsamples)")
+        if (self.pitch_high - self.pitch_low) % 12:
+            raise ValueError(
+                "ingest.pitch_high - pitch_low must be whole octaves (a multiple of 12: G draws "
+                "each octave's 12 pitches)"
+            )
         if (self.steps_per_beat * self.beats_per_bar) % 4:
             raise ValueError(
                 "ingest.steps_per_beat x beats_per_bar must be a multiple of 4 (G upsamples)"
@@ -63,6 +66,7 @@ class MusicNetConfig(_Section):
     gp_weight: Annotated[float, Field(ge=0)]  # WGAN-GP gradient penalty weight (MuseGAN: 10)
     d_steps: PosInt  # D (critic) updates per G update (MuseGAN: 5)
     binarize: Literal["straight_through", "none"]  # how D sees G's output in training
+    unit_steps: PosInt  # G draws notes on a grid of this many steps (a note lasts >= it)
     chroma_stream: bool  # D also reads the window folded to 12 pitch classes
 
 

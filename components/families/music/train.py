@@ -18,6 +18,7 @@ def make_spec(cfg, manifest: dict) -> dict:
         "z_dim": cfg.music.z_dim,
         "latent_dim": cfg.music.z_dim * (2 + 2 * tracks),
         "g_channels": cfg.g_channels,
+        "unit_steps": cfg.music.unit_steps,
         "tracks": tracks,
         "bars": grid["bars_per_window"],
         "steps_per_bar": grid["steps_per_beat"] * grid["beats_per_bar"],

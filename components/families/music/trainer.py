@@ -59,7 +59,7 @@ class MusicTrainer:
         m = cfg.music
         k, t, p = windows.shape[1:]
         bars, spb = spec["bars"], spec["steps_per_bar"]
-        self.G = Generator(m.z_dim, k, bars, spb, p, cfg.g_channels).to(device)
+        self.G = Generator(m.z_dim, k, bars, spb, p, cfg.g_channels, m.unit_steps).to(device)
         self.D = Discriminator(k, bars, spb, p, cfg.d_channels, m.chroma_stream).to(device)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.opt_G = adam(self.G.parameters(), cfg.lr_g, cfg, device)
