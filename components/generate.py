@@ -106,6 +106,16 @@ def generate_captioned(model, model_uri: str, texts: list[str], k: int, out: Pat
     return manifest
 
 
+def family_writer(hook: str):
+    """The function a model's `generate_with` metadata names (a ganops family's module only)."""
+    import importlib
+
+    module, _, name = hook.partition(":")
+    if not module.startswith("components.families.") or not name:
+        raise GanopsError(f"model metadata generate_with {hook!r}: not a ganops family writer")
+    return getattr(importlib.import_module(module), name)
+
+
 def generate(
     model_uri: str,
     n: int,
@@ -145,6 +155,11 @@ def generate(
         raise GanopsError("this model takes no captions: drop --prompt/--prompts")
     if texts is not None:
         return generate_captioned(model, model_uri, texts, n, out, seed, truncation)
+    hook = (model.metadata.metadata or {}).get("generate_with")
+    if hook:  # a family that writes its own files (music: MIDI, piano roll, WAV)
+        if label is not None or balanced:
+            raise GanopsError("this generator is unconditional: drop --label/--balanced")
+        return family_writer(hook)(model, model_uri, n, out, seed)
     num_classes = int(spec.get("num_classes", 0))
     names = spec.get("class_names") or [str(i) for i in range(num_classes)]
     labels = plan_labels(n, num_classes, label, balanced)

@@ -17,6 +17,7 @@ SMOKE_BY_FAMILY = {
     "translation": ROOT / "tests" / "params-smoke-translation.yaml",
     "text2image": ROOT / "tests" / "params-smoke-text2image.yaml",
     "video": ROOT / "tests" / "params-smoke-video.yaml",
+    "music": ROOT / "tests" / "params-smoke-music.yaml",
 }
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -15,9 +15,10 @@ from components.datakinds.captioned import KIND as CAPTIONED
 from components.datakinds.clips import KIND as CLIPS
 from components.datakinds.images import KIND as IMAGES
 from components.datakinds.pairs import KIND as PAIRS
+from components.datakinds.scores import KIND as SCORES
 from components.errors import DataError
 
-KINDS: dict[str, DataKind] = {k.name: k for k in (CAPTIONED, CLIPS, PAIRS, IMAGES)}
+KINDS: dict[str, DataKind] = {k.name: k for k in (SCORES, CAPTIONED, CLIPS, PAIRS, IMAGES)}
 
 __all__ = [
     "KINDS",

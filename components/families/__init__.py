@@ -13,12 +13,15 @@ from pathlib import Path
 
 from components.errors import ConfigError, DataError
 from components.families.base import Built, ModelFamily
+from components.families.music import FAMILY as MUSIC
 from components.families.noise import FAMILY as NOISE
 from components.families.text2image import FAMILY as TEXT2IMAGE
 from components.families.translation import FAMILY as TRANSLATION
 from components.families.video import FAMILY as VIDEO
 
-FAMILIES: dict[str, ModelFamily] = {f.name: f for f in (NOISE, TRANSLATION, TEXT2IMAGE, VIDEO)}
+FAMILIES: dict[str, ModelFamily] = {
+    f.name: f for f in (NOISE, TRANSLATION, TEXT2IMAGE, VIDEO, MUSIC)
+}
 # a generator registered before specs named their family (generator.json without "family")
 LEGACY_FAMILY = NOISE.name
 

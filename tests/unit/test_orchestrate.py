@@ -114,11 +114,13 @@ def test_prefect_file_declares_the_deployments():
         "nightly-translator",
         "nightly-text2image",
         "nightly-video",
+        "nightly-music",
     }
     params_files = {
         "nightly-translator": "params-translate.yaml",
         "nightly-text2image": "params-text2image.yaml",
         "nightly-video": "params-video.yaml",
+        "nightly-music": "params-music.yaml",
     }
     for name, d in by_name.items():
         assert d["entrypoint"] == "flows/pipeline.py:ganops_pipeline"
@@ -131,3 +133,4 @@ def test_prefect_file_declares_the_deployments():
     assert load_params(ROOT / "params-translate.yaml").train.arch == "cyclegan"
     assert load_params(ROOT / "params-text2image.yaml").train.arch == "text2image"
     assert load_params(ROOT / "params-video.yaml").train.arch == "mocogan"
+    assert load_params(ROOT / "params-music.yaml").train.arch == "musegan"

@@ -1,0 +1,166 @@
+"""The MuseGAN-line nets (Dong et al. 2018, written from the paper's description).
+
+G: four latents per window, each z_dim wide: shared across tracks and time (z_shared), shared
+across tracks, one per bar (z_shared_t, from a temporal net), private to a track (z_track),
+private to a track, one per bar (z_track_t, a temporal net shared by the tracks). Each bar of
+each track is drawn by that track's own bar generator (transposed convolutions) from the four
+latents of its (bar, track). Output: note
+probabilities (B, tracks, bars * steps_per_bar, pitches) in [0, 1]; `binarize` thresholds at
+0.5 with a straight-through gradient (BinaryMuseGAN's deterministic binary neurons).
+
+D: bar level, each bar of the window by the same convolutions (a per-step chord encoder over
+all pitches and all tracks, then strided time convolutions; optionally the bar folded to 12
+pitch classes as a second stream); window level, 1-D convolutions across the bars' features,
+then one score. No normalisation in D (WGAN-GP)."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+
+def binarize(probs: torch.Tensor) -> torch.Tensor:
+    """Hard 0/1 at 0.5 forward, identity gradient backward (straight-through)."""
+    hard = (probs > 0.5).to(probs.dtype)
+    return hard + probs - probs.detach()
+
+
+class Temporal(nn.Module):
+    """z (N, z_dim) -> one latent per bar (N, bars, z_dim)."""
+
+    def __init__(self, z_dim: int, bars: int, hidden: int = 128):
+        super().__init__()
+        self.bars, self.z_dim = bars, z_dim
+        self.net = nn.Sequential(
+            nn.Linear(z_dim, hidden), nn.ReLU(), nn.Linear(hidden, bars * z_dim)
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).view(-1, self.bars, self.z_dim)
+
+
+class Generator(nn.Module):
+    def __init__(self, z_dim: int, tracks: int, bars: int, steps_per_bar: int, pitches: int,
+                 channels: int = 32, unit: int = 1):  # fmt: skip
+        super().__init__()
+        self.z_dim, self.tracks, self.bars = z_dim, tracks, bars
+        self.steps_per_bar, self.pitches, self.unit = steps_per_bar, pitches, unit
+        self.shared_t = Temporal(z_dim, bars)
+        self.track_t = Temporal(z_dim, bars)
+        c, t0, octaves = channels, steps_per_bar // 4, pitches // 12
+        # one private bar generator per track, time and pitch upsampled apart with kernels
+        # equal to their strides (no overlap, so no checkerboard of on/off steps): a coarse
+        # grid (t/4) doubled in time until it reaches the note unit (t/unit), then each
+        # octave's feature -> its 12 pitches; the unit's steps repeat (a note lasts >= unit)
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(4 * z_dim, 2 * c, (t0, octaves)),  # (2c, t/4, octaves)
+            nn.BatchNorm2d(2 * c),
+            nn.ReLU(),
+        ]
+        t, ch = t0, 2 * c
+        while t * 2 <= steps_per_bar // unit:
+            layers += [nn.ConvTranspose2d(ch, c, (2, 1), stride=(2, 1)),  # (c, 2t, octaves)
+                       nn.BatchNorm2d(c), nn.ReLU()]  # fmt: skip
+            t, ch = t * 2, c
+        layers.append(nn.ConvTranspose2d(ch, 1, (1, 12), stride=(1, 12)))  # (1, t, pitches)
+        self.bar = nn.ModuleList(nn.Sequential(*[copy.deepcopy(m) for m in layers])
+                                 for _ in range(tracks))  # fmt: skip
+        self.drawn_steps = t  # steps each bar generator draws; repeated up to steps_per_bar
+
+    @property
+    def latent_dim(self) -> int:
+        """The width of one flat latent vector: the four latents of a window."""
+        return self.z_dim * (2 + 2 * self.tracks)
+
+    def split_latent(self, z: torch.Tensor):
+        """A flat latent (B, latent_dim) -> shared, shared-temporal, per-track, per-track-
+        temporal latents."""
+        d, k = self.z_dim, self.tracks
+        return z[:, :d], z[:, d : 2 * d], z[:, 2 * d : (2 + k) * d], z[:, (2 + k) * d :]
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """z (B, latent_dim) -> note probabilities (B, tracks, bars * steps_per_bar, pitches)."""
+        b, d, k, n = z.shape[0], self.z_dim, self.tracks, self.bars
+        shared, shared_t, track, track_t = self.split_latent(z)
+        shared_bars = self.shared_t(shared_t)  # (B, bars, d)
+        track_bars = self.track_t(track_t.reshape(b * k, d)).view(b, k, n, d)
+        per = torch.cat(
+            [
+                shared[:, None, None, :].expand(b, n, k, d),
+                shared_bars[:, :, None, :].expand(b, n, k, d),
+                track.view(b, 1, k, d).expand(b, n, k, d),
+                track_bars.permute(0, 2, 1, 3),
+            ],
+            dim=3,
+        )  # (B, bars, tracks, 4d): what each (bar, track) is drawn from
+        per = per.reshape(b * n, k, 4 * d, 1, 1)
+        x = torch.cat([g(per[:, i]) for i, g in enumerate(self.bar)], dim=1)  # (B*bars, k, t, p)
+        if self.drawn_steps < self.steps_per_bar:  # (B * bars, k, t / unit, p) -> (.., t, p)
+            x = x.repeat_interleave(self.steps_per_bar // self.drawn_steps, dim=2)
+        x = x.view(b, n, k, self.steps_per_bar, self.pitches).permute(0, 2, 1, 3, 4)
+        out = torch.sigmoid(x.reshape(b, k, n * self.steps_per_bar, self.pitches))
+        assert out.shape[1:] == (k, n * self.steps_per_bar, self.pitches)
+        return out
+
+
+class BarEncoder(nn.Module):
+    """(N, in, steps_per_bar, width) -> (N, features): a per-step encoder over all of `width`
+    (pitches or pitch classes) and the tracks, then strided convolutions in time."""
+
+    def __init__(self, inputs: int, width: int, steps_per_bar: int, c: int, features: int):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(inputs, c, (1, width)), nn.LeakyReLU(0.2)]
+        t, ch = steps_per_bar, c
+        while t > 2:
+            layers += [nn.Conv2d(ch, 2 * c, (3, 1), stride=(2, 1), padding=(1, 0)),
+                       nn.LeakyReLU(0.2)]  # fmt: skip
+            t, ch = (t + 1) // 2, 2 * c
+        self.convs = nn.Sequential(*layers)
+        self.out = nn.Linear(ch * t, features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.convs(x).flatten(1))
+
+
+class Discriminator(nn.Module):
+    def __init__(self, tracks: int, bars: int, steps_per_bar: int, pitches: int,
+                 channels: int = 32, chroma: bool = True, features: int = 128):  # fmt: skip
+        super().__init__()
+        self.tracks, self.bars, self.steps_per_bar, self.pitches = (
+            tracks,
+            bars,
+            steps_per_bar,
+            pitches,
+        )
+        self.chroma = chroma
+        self.piano = BarEncoder(tracks, pitches, steps_per_bar, channels, features)
+        if chroma:
+            self.pc = BarEncoder(tracks, 12, steps_per_bar, channels // 2, features)
+            fold = torch.zeros(pitches, 12)
+            fold[torch.arange(pitches), torch.arange(pitches) % 12] = 1.0  # pitch -> class
+            self.register_buffer("fold", fold, persistent=False)
+        f = features * (2 if chroma else 1)
+        self.window = nn.Sequential(
+            nn.Conv1d(f, f, 3, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv1d(f, f, 3, padding=1), nn.LeakyReLU(0.2),
+        )  # fmt: skip
+        self.score = nn.Linear(f * bars, 1)
+
+    def forward(self, x: torch.Tensor, c=None) -> torch.Tensor:
+        """x (B, tracks, bars * steps_per_bar, pitches) in [0, 1] -> scores (B,)."""
+        b, k, n = x.shape[0], self.tracks, self.bars
+        assert x.shape[1:] == (k, n * self.steps_per_bar, self.pitches)
+        bars = x.view(b, k, n, self.steps_per_bar, self.pitches).transpose(1, 2)
+        bars = bars.reshape(b * n, k, self.steps_per_bar, self.pitches)  # (B * bars, k, t, p)
+        feats = [self.piano(bars)]
+        if self.chroma:
+            feats.append(self.pc(bars @ self.fold))  # (B * bars, k, t, 12)
+        h = torch.cat(feats, dim=1).view(b, n, -1).transpose(1, 2)  # (B, f, bars)
+        return self.score(self.window(h).flatten(1)).squeeze(1)
+
+
+def build_generator(spec: dict) -> Generator:
+    return Generator(spec["z_dim"], spec["tracks"], spec["bars"], spec["steps_per_bar"],
+                     spec["pitches"], spec["g_channels"], spec.get("unit_steps", 1))  # fmt: skip

@@ -1,0 +1,60 @@
+"""`ganops generate` for a music model: K windows as `.mid` files, a piano-roll `.png` and a
+`.wav` preview each (roll.synthesize: pure numpy, offline), and `metadata.jsonl` (file_name,
+seed, picture, audio), written as one folder; the manifest beside it names the version."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from components.errors import GanopsError
+from components.layout import atomic_dir, write_json
+from components.seeds import latent_seeds
+
+
+def write_outputs(model, model_uri: str, n: int, out: Path, seed: int) -> dict:
+    import pandas as pd
+
+    from components.datakinds.scores.roll import (
+        png_bytes,
+        render_rolls,
+        synthesize,
+        wav_bytes,
+    )
+    from components.generate import resolve_version
+
+    if out.suffix == ".npz":
+        raise GanopsError("--out: a music model writes a folder (.mid, .png, .wav per window)")
+    spec = model.metadata.metadata or {}
+    seeds = latent_seeds(seed, n)
+    result = model.predict(pd.DataFrame({"seed": seeds}))
+    with atomic_dir(out) as tmp:
+        lines = []
+        for i, (s, midi, roll) in enumerate(
+            zip(result["seed"], result["midi"], result["roll"], strict=True)
+        ):
+            roll = np.asarray(roll, dtype=np.uint8)  # (tracks, T, P)
+            stem = f"{i:04d}"
+            (tmp / f"{stem}.mid").write_bytes(midi)
+            picture = render_rolls(roll[None], int(spec["steps_per_bar"]), cols=1)
+            (tmp / f"{stem}.png").write_bytes(png_bytes(picture))
+            audio = synthesize(roll, int(spec["steps_per_beat"]), int(spec["pitch_low"]),
+                               float(spec["tempo"]))  # fmt: skip
+            (tmp / f"{stem}.wav").write_bytes(wav_bytes(audio))
+            row = {"file_name": f"{stem}.mid", "seed": int(s), "picture": f"{stem}.png",
+                   "audio": f"{stem}.wav"}  # fmt: skip
+            lines.append(json.dumps(row))
+        (tmp / "metadata.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    manifest = {
+        "model_uri": model_uri,
+        "model_version": resolve_version(model_uri),
+        "model_run_id": model.metadata.run_id,
+        "n_images": n,  # windows (the CLI's count)
+        "n_midi": n,
+        "seed": seed,
+        "audio": "pure-numpy additive synthesiser (components/datakinds/scores/roll.py)",
+    }
+    write_json(out.parent / f"{out.name}.manifest.json", manifest)
+    return manifest

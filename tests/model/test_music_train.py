@@ -1,0 +1,103 @@
+"""Model: the music family's nets (shapes, range, straight-through binarisation, the four
+latents), its evaluation controls, and resume bit-identical from a checkpoint, on 24 bundled
+chorales (the smoke profile)."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from components.layout import Layout
+from tests.conftest import SMOKE_BY_FAMILY
+
+SMOKE = SMOKE_BY_FAMILY["music"]
+
+
+def _params(*overrides: str):
+    from components.config import load_params
+
+    return load_params(SMOKE, list(overrides))
+
+
+@pytest.fixture(scope="module")
+def chorales(tmp_path_factory):
+    """24 bundled chorales ingested once (parsed over a process pool), as a project folder."""
+    from components import ingest
+
+    root = tmp_path_factory.mktemp("chorales")
+    mp = pytest.MonkeyPatch()
+    mp.chdir(root)  # the parse cache lives under the project root
+    ingest.run(_params().ingest, Layout(root))
+    yield root
+    mp.undo()
+
+
+def test_generator_draws_binary_rolls_from_four_latents():
+    from components.families.music.nets import Discriminator, Generator, binarize
+
+    G = Generator(8, tracks=4, bars=4, steps_per_bar=16, pitches=48, channels=8).eval()
+    assert G.latent_dim == 8 * (2 + 2 * 4)
+    z = torch.randn(3, G.latent_dim)
+    probs = G(z)
+    assert probs.shape == (3, 4, 64, 48) and probs.min() >= 0 and probs.max() <= 1
+    shared, shared_t, track, track_t = G.split_latent(z)
+    assert shared.shape == shared_t.shape == (3, 8) and track.shape == track_t.shape == (3, 32)
+    # a private latent changes its own track more than the others
+    z2 = z.clone()
+    z2[:, 16:24] += 3.0  # the private latent of track 0
+    change = (G(z2) - probs).abs().mean(dim=(0, 2, 3))
+    assert change[0] > change[1:].max()
+    x = torch.tensor([0.2, 0.7], requires_grad=True)
+    y = binarize(x)
+    assert y.tolist() == [0.0, 1.0]
+    y.sum().backward()
+    assert x.grad.tolist() == [1.0, 1.0]  # straight through
+    D = Discriminator(4, 4, 16, 48, channels=8)
+    assert D(binarize(probs)).shape == (3,)
+    # on a 2-step note unit, every step repeats its pair: no note shorter than an eighth
+    eighths = Generator(8, tracks=4, bars=4, steps_per_bar=16, pitches=48, channels=8, unit=2)
+    drawn = eighths.eval()(z)
+    assert torch.equal(drawn[:, :, 0::2], drawn[:, :, 1::2])
+
+
+def test_controls_keep_density_and_rhythm():
+    from components.families.music.evaluate import random_control, shuffled_control
+
+    rng = np.random.default_rng(0)
+    real = (rng.random((200, 4, 64, 48)) < 0.03).astype(np.uint8)
+    real[:, 0, :, 10] = 1
+    rand = random_control(real, rng)
+    np.testing.assert_allclose(rand.mean(axis=(0, 2, 3)), real.mean(axis=(0, 2, 3)), atol=2e-3)
+    shuf = shuffled_control(real, rng)
+    np.testing.assert_array_equal(shuf.sum(axis=3), real.sum(axis=3))  # rhythm per step kept
+    assert not np.array_equal(shuf, real)
+
+
+def test_family_resumes_bit_identical(chorales, tmp_path):
+    """8 steps in one go (a checkpoint at step 4) vs resuming that checkpoint for the last 4,
+    as after a kill: G, D, G_ema, optimisers and the batch stream restored, bit-identical."""
+    from components.dataset import load_dataset
+    from components.families import for_arch
+    from components.train.distributed import Rank
+    from components.train.loop import Callbacks, fit
+    from tests.model.test_models import assert_same_state
+
+    data = load_dataset(Layout(chorales))
+    cfg = _params("train.kimg=0.128", "train.ckpt_every_kimg=0.064").train
+    me = Rank(rank=0, local_rank=0, world=1)
+    cpu = torch.device("cpu")
+    full = for_arch("musegan").build(cfg, Layout(chorales), data, cpu, me).trainer
+    fit(full, cfg, tmp_path / "a", Callbacks())
+    (tmp_path / "b").mkdir()
+    shutil.copy(tmp_path / "a" / "checkpoint-000000004.pt", tmp_path / "b")
+    again = for_arch("musegan").build(cfg, Layout(chorales), data, cpu, me).trainer
+    state = fit(again, cfg, tmp_path / "b", Callbacks())
+    assert state.step == 8
+    for kind in ("modules", "optimizers"):
+        mine, theirs = getattr(full, kind)(), getattr(again, kind)()
+        for name in mine:
+            assert_same_state(mine[name].state_dict(), theirs[name].state_dict(), name)
+    assert_same_state(full.extra_state(), again.extra_state(), "extra")
