@@ -56,41 +56,51 @@ def mnist2digits(size: int) -> Translation:
     return Translation("unpaired", parts, _digit_names(), about, {"A": 1, "B": 1})
 
 
-MNISTM_SEED = 0  # the construction's seed: which digits go to A or B, and every patch
+MNISTM_SEED = 0  # the construction's seed: the train/test split, and every patch
 MNISTM_PHOTO_SCALE = 1.0  # the photographs are resized by this before patches are cut
+MNISTM_PHOTO_GAIN = 0.25  # the photographs' brightness is multiplied by this before blending
+MNISTM_TEST_FRACTION = 0.2  # of each class's digits, test in both domains
 
 
 def mnist2mnistm(size: int) -> Translation:
-    """Unpaired: A = half of MNIST-5k as it is (grey strokes on black, 1 channel), B = the other
-    half written into colour photographs as MNIST-M is (Ganin & Lempitsky 2015): each digit
-    blended into a random 28x28 patch of one of scikit-learn's two bundled photographs as
-    |patch - digit| per channel (3 channels). The digits are written alike in both domains,
-    only their appearance differs; A and B share no digit image, so no hidden pairing."""
+    """Unpaired: A = MNIST-5k as it is (grey strokes on black, 1 channel), B = the same digits
+    written into colour photographs as MNIST-M is (Ganin & Lempitsky 2015): each digit blended
+    into a random 28x28 patch of one of scikit-learn's two bundled photographs (dimmed by
+    MNISTM_PHOTO_GAIN) as |patch - digit| per channel (3 channels). As in MNIST-M, B is made
+    from A's digits; the train/test split is cut once per class (MNISTM_TEST_FRACTION) and
+    shared by both domains, so no test digit is seen in either domain's train split, and the
+    training loop draws A and B independently (no pairing)."""
     x, y = _mnist()
-    a_idx, b_idx = _halves(y, np.random.default_rng(MNISTM_SEED))
+    train_idx, test_idx = _split(y, np.random.default_rng(MNISTM_SEED))
     digits = x.reshape(-1, 28, 28)
-    a = ArraySource(
-        digits[a_idx][:, None], y[a_idx].astype(np.int64), _digit_names(), "MNIST-5k", "mnist"
-    )
-    mnistm = mnistm_blend(digits[b_idx], np.random.default_rng(MNISTM_SEED + 1))
-    b = ArraySource(mnistm, y[b_idx].astype(np.int64), _digit_names(), "MNIST-M", "mnistm")
-    parts = [Part("A", None, a), Part("B", None, b)]
-    about = "mnist2mnistm: MNIST-5k (A) <-> MNIST-M, digits blended into photo patches (B)"
+    labels = y.astype(np.int64)
+    mnistm = mnistm_blend(digits, np.random.default_rng(MNISTM_SEED + 1))
+    parts = []
+    for split, idx in (("train", train_idx), ("test", test_idx)):
+        grey = ArraySource(digits[idx][:, None], labels[idx], _digit_names(), "MNIST-5k", "mnist")
+        colour = ArraySource(mnistm[idx], labels[idx], _digit_names(), "MNIST-M", "mnistm")
+        parts += [Part("A", split, grey), Part("B", split, colour)]
+    parts.sort(key=lambda p: p.domain)  # A's parts before B's
+    about = "mnist2mnistm: MNIST-5k (A) <-> MNIST-M, the digits blended into photo patches (B)"
     return Translation("unpaired", parts, _digit_names(), about, {"A": 1, "B": 3})
 
 
-def _halves(labels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Each class's indices shuffled and cut in two: (A's, B's), sorted, classes balanced."""
-    a, b = [], []
+def _split(labels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Each class's indices shuffled and cut at MNISTM_TEST_FRACTION: (train's, test's), sorted."""
+    train, test = [], []
     for k in np.unique(labels):
         idx = rng.permutation(np.flatnonzero(labels == k))
-        a.append(idx[: len(idx) // 2])
-        b.append(idx[len(idx) // 2 :])
-    return np.sort(np.concatenate(a)), np.sort(np.concatenate(b))
+        n_test = round(len(idx) * MNISTM_TEST_FRACTION)
+        test.append(idx[:n_test])
+        train.append(idx[n_test:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
 def mnistm_blend(
-    digits: np.ndarray, rng: np.random.Generator, scale: float = MNISTM_PHOTO_SCALE
+    digits: np.ndarray,
+    rng: np.random.Generator,
+    scale: float = MNISTM_PHOTO_SCALE,
+    gain: float = MNISTM_PHOTO_GAIN,
 ) -> np.ndarray:
     """(N, 28, 28) digits, 0..255 -> (N, 3, 28, 28) uint8: |patch - digit| per channel, each
     patch a random crop (random photograph, position, horizontal flip) of scikit-learn's
@@ -101,7 +111,8 @@ def mnistm_blend(
     photos = []
     for p in load_sample_images().images:  # (427, 640, 3) uint8 each
         size = (round(p.shape[1] * scale), round(p.shape[0] * scale))
-        photos.append(np.asarray(Image.fromarray(p).resize(size, Image.Resampling.BOX), np.float32))
+        photo = np.asarray(Image.fromarray(p).resize(size, Image.Resampling.BOX), np.float32)
+        photos.append(photo * gain)
     n, h, w = digits.shape
     out = np.empty((n, 3, h, w), np.uint8)
     which = rng.integers(0, len(photos), n)
