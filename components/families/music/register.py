@@ -79,9 +79,7 @@ def log_model(layout: Layout, spec: dict, about: dict, name: str):
 
     keys = ("family", "arch", "tracks", "bars", "steps_per_beat", "steps_per_bar",
             "window_steps", "pitch_low", "pitch_high", "tempo", "latent_dim")  # fmt: skip
-    metadata = {k: spec[k] for k in keys}
-    # `ganops generate` writes this family's files (MIDI, piano roll, WAV) through this hook
-    metadata["generate_with"] = "components.families.music.outputs:write_outputs"
+    metadata = {k: spec[k] for k in keys}  # "family": `ganops generate` finds its writer
     return mlflow.pyfunc.log_model(
         name="music",
         python_model=str(MODEL_CODE),

@@ -101,9 +101,8 @@ def log_generator(layout: Layout, spec: dict, name: str):
         signature=model_signature(spec),
         input_example=example,
         pip_requirements=pip_requirements(),
-        metadata={
-            k: spec[k] for k in ("num_classes", "class_names", "channels", "image_size", "z_dim")
-        },
+        metadata={"family": "noise"}  # `ganops generate` finds the family by it
+        | {k: spec[k] for k in ("num_classes", "class_names", "channels", "image_size", "z_dim")},
         registered_model_name=name,
     )
 

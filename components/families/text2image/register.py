@@ -73,7 +73,7 @@ def log_model(layout: Layout, spec: dict, about: dict, name: str):
     import mlflow
     import pandas as pd
 
-    keys = ("arch", "channels", "image_size", "z_dim", "max_words", "panel")
+    keys = ("family", "arch", "channels", "image_size", "z_dim", "max_words", "panel")
     return mlflow.pyfunc.log_model(
         name="text2image",
         python_model=str(MODEL_CODE),
