@@ -19,11 +19,15 @@ from components.datakinds.scores import KIND as SCORES
 from components.errors import DataError
 
 KINDS: dict[str, DataKind] = {k.name: k for k in (SCORES, CAPTIONED, CLIPS, PAIRS, IMAGES)}
-# the manifest kind of a processed set written before manifests named it (an image set)
-LEGACY_PROCESSED = IMAGES.processed_kinds[0]
+# the plain image set: the fallback folder layout, what a .npz is, what `ganops compare` reads
+PLAIN = IMAGES
+# the manifest kind of a processed set written before manifests named it (a plain image set)
+LEGACY_PROCESSED = PLAIN.processed_kinds[0]
 
 __all__ = [
     "KINDS",
+    "LEGACY_PROCESSED",
+    "PLAIN",
     "DataKind",
     "bundled",
     "detect",

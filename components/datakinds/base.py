@@ -39,6 +39,10 @@ class DataKind:
     # ... and the files beside images.npy it loads on demand, by key (e.g. Dataset.vocab)
     files: ClassVar[dict[str, str]] = {}
 
+    def set_name(self, source) -> str:
+        """What a source of this kind is called in messages ("a <set_name> set")."""
+        return self.name
+
     # The hooks are functions of <kind>/ingest.py and <kind>/validate.py, imported on first use:
     # the registry stays light, and each dvc stage depends on its own modules only.
     def _hook(self, name: str):

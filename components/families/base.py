@@ -25,6 +25,7 @@ HOOK_STAGES = {
     ),
     "export_module": "export",
     "generate": "generate",
+    "add_commands": "cli",
 }
 
 
@@ -62,9 +63,9 @@ class ModelFamily:
         return None
 
     # The stage hooks: functions of the family package's module named after the stage that
-    # calls them (<name>/train.py, evaluate.py, register.py, export.py, generate.py), imported
-    # on first use: the registry stays torch-free, and a stage depends on its own modules only
-    # (dvc.yaml).
+    # calls them (<name>/train.py, evaluate.py, register.py, export.py, generate.py, cli.py),
+    # imported on first use: the registry stays torch-free, and a stage depends on its own
+    # modules only (dvc.yaml).
     def _hook(self, name: str):
         stage = HOOK_STAGES[name]
         module = importlib.import_module(f"{type(self).__module__}.{stage}")
@@ -117,6 +118,12 @@ class ModelFamily:
         if importlib.util.find_spec(module) is None:
             raise GanopsError(f"--model {model_uri}: a {self.name} model makes no synthetic data")
         return self._hook("generate")(model, model_uri, request, out)
+
+    def add_commands(self, app, bench_app) -> None:
+        """The `ganops` commands of this family (its cli.py: add_commands(app, bench_app)), if
+        it has any: `ganops translate`, `ganops bench train`, ..."""
+        if importlib.util.find_spec(f"{type(self).__module__}.cli") is not None:
+            self._hook("add_commands")(app, bench_app)
 
     def describe(self) -> str:
         archs = "|".join(self.archs)

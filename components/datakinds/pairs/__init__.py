@@ -18,5 +18,8 @@ class PairsKind(DataKind):
     domains = True  # images of A and of B (Dataset.domain)
     aligned_kinds = ("paired",)  # A|B halves share a pair id (Dataset.pairs)
 
+    def set_name(self, source) -> str:
+        return f"{source.kind} translation"  # unpaired / paired
+
 
 KIND = PairsKind()
