@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from components import families
+
 app = typer.Typer(
     help="ganops: validated data -> adversarial training -> evaluation -> MLflow registry.",
     no_args_is_help=True,
@@ -222,14 +224,28 @@ bench_app = typer.Typer(
 app.add_typer(bench_app, name="bench")
 
 
+# the options every `ganops bench` command takes (the families' cli.py add the rest)
+BenchStepsOpt = Annotated[int, typer.Option(help="timed steps (after as many warm-up steps)")]
+BenchDeviceOpt = Annotated[str, typer.Option(help="cpu | cuda")]
+BenchImplOpt = Annotated[list[str] | None, typer.Option(help="ganops and/or plain")]
+BenchRepeatsOpt = Annotated[int, typer.Option(help="runs per impl, taking turns; median reported")]
+
+
 def _bench(command: str, params: Path, set_: list[str] | None, impl, **options) -> None:
     """Run `python bench/speed.py COMMAND` with these options in a child interpreter (bench/
-    imports the library, never the reverse); its exit status is this command's."""
+    imports the library, never the reverse); its exit status is this command's. The options
+    every bench command takes are checked here (device, impl, batch_size, steps, repeats)."""
     import os
     import subprocess
 
     from components.errors import ConfigError
 
+    if options["device"] not in ("cpu", "cuda") or not set(impl or ()) <= {"ganops", "plain"}:
+        raise ConfigError(f"bench {command}: --device cpu|cuda, --impl ganops|plain")
+    if min(options["repeats"], options["steps"], options["batch_size"]) < 1:
+        raise ConfigError(
+            f"bench {command}: --batch-size, --steps and --repeats must be at least 1"
+        )
     _load(params, set_)  # fail fast on a bad key, before a second interpreter starts
     if not BENCH_SCRIPT.is_file():
         raise ConfigError(
@@ -250,94 +266,6 @@ def _bench(command: str, params: Path, set_: list[str] | None, impl, **options) 
         raise
     if code:
         raise typer.Exit(code if code > 0 else 128 - code)  # killed by signal N: 128 + N
-
-
-@bench_app.command("train")
-def bench_train(
-    arch: Annotated[str, typer.Option(help="dcgan | sagan | resnet")] = "dcgan",
-    image_size: Annotated[
-        int | None,
-        typer.Option(
-            help="dcgan, sagan: 28, 32 or 64 (default 64); resnet: 32, 64, 128 or 256 (default 32)"
-        ),
-    ] = None,
-    channels: Annotated[int, typer.Option(help="1 or 3")] = 1,
-    batch_size: Annotated[int, typer.Option(help="images per step")] = 128,
-    steps: Annotated[int, typer.Option(help="timed steps (after as many warm-up steps)")] = 10,
-    device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
-    impl: Annotated[list[str] | None, typer.Option(help="ganops and/or plain")] = None,
-    repeats: Annotated[int, typer.Option(help="runs per impl, taking turns; median reported")] = 3,
-    params: ParamsOpt = Path("params.yaml"),
-    set_: SetOpt = None,
-) -> None:
-    """Images/s of ganops' trainer and of a plain eager fp32 DataLoader loop (bench/)."""
-    from components.errors import ConfigError
-    from components.families.noise.options import ARCH_SIZES
-
-    if arch not in ARCH_SIZES or channels not in (1, 3):
-        raise ConfigError("bench train: --arch dcgan|sagan|resnet, --channels 1|3")
-    if image_size is not None and image_size not in ARCH_SIZES[arch]:  # None: bench/'s default
-        sizes = "|".join(map(str, ARCH_SIZES[arch]))
-        raise ConfigError(f"bench train: --arch {arch} builds --image-size {sizes}")
-    if device not in ("cpu", "cuda") or not set(impl or ()) <= {"ganops", "plain"}:
-        raise ConfigError("bench train: --device cpu|cuda, --impl ganops|plain")
-    if repeats < 1 or steps < 1 or batch_size < 1:
-        raise ConfigError("bench train: --batch-size, --steps and --repeats must be at least 1")
-    _bench(
-        "train",
-        params,
-        set_,
-        impl,
-        arch=arch,
-        image_size=image_size,
-        channels=channels,
-        batch_size=batch_size,
-        steps=steps,
-        device=device,
-        repeats=repeats,
-    )
-
-
-@bench_app.command("translate")
-def bench_translate(
-    arch: Annotated[str, typer.Option(help="cyclegan | pix2pix")] = "cyclegan",
-    image_size: Annotated[int, typer.Option(help="32, 64, 128 or 256")] = 32,
-    channels: Annotated[int, typer.Option(help="1 or 3 (both domains)")] = 1,
-    batch_size: Annotated[int, typer.Option(help="image pairs per step")] = 8,
-    steps: Annotated[int, typer.Option(help="timed steps (after as many warm-up steps)")] = 10,
-    device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
-    impl: Annotated[list[str] | None, typer.Option(help="ganops and/or plain")] = None,
-    repeats: Annotated[int, typer.Option(help="runs per impl, taking turns; median reported")] = 3,
-    params: ParamsOpt = Path("params-translate.yaml"),
-    set_: SetOpt = None,
-) -> None:
-    """Images/s of ganops' translation trainer (CycleGAN: both Gs and Ds per step; pix2pix: G
-    and D) and of a plain eager fp32 loop of the same nets in the reference's style (bench/).
-    Widths, blocks, lambdas and speed options come from the params file's train section."""
-    from components.errors import ConfigError
-
-    sizes = (32, 64, 128, 256)
-    if arch not in ("cyclegan", "pix2pix") or image_size not in sizes or channels not in (1, 3):
-        raise ConfigError(
-            "bench translate: --arch cyclegan|pix2pix, --image-size 32|64|128|256, --channels 1|3"
-        )
-    if device not in ("cpu", "cuda") or not set(impl or ()) <= {"ganops", "plain"}:
-        raise ConfigError("bench translate: --device cpu|cuda, --impl ganops|plain")
-    if repeats < 1 or steps < 1 or batch_size < 1:
-        raise ConfigError("bench translate: --batch-size, --steps and --repeats must be at least 1")
-    _bench(
-        "translate",
-        params,
-        set_,
-        impl,
-        arch=arch,
-        image_size=image_size,
-        channels=channels,
-        batch_size=batch_size,
-        steps=steps,
-        device=device,
-        repeats=repeats,
-    )
 
 
 @app.command("show-params")
@@ -383,33 +311,10 @@ def export_model(
     typer.echo(f"wrote {out} ({format_}); parity: max abs difference to PyTorch {diff:.2e}")
 
 
-@app.command("translate")
-def translate_images(
-    src: Annotated[
-        Path, typer.Argument(help="an image, a folder (recursive) or .zip/.tar/.tar.gz")
-    ],
-    dst: Annotated[Path, typer.Argument(help="new folder for the PNGs (mirrors SRC's paths)")],
-    direction: Annotated[str, typer.Option(help="a2b | b2a (pix2pix: a2b only)")],
-    model: Annotated[
-        str | None,
-        typer.Option(
-            help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/translator, or a "
-            "folder [models:/<register.model_name>@champion]"
-        ),
-    ] = None,
-    params: ParamsOpt = Path("params.yaml"),
-) -> None:
-    """Translate images with a registered translator; write one PNG per input (x.jpg ->
-    DST/x.png). Inputs of another size are resized as ingest does (shorter side to the model's
-    size with LANCZOS, then a centre crop); a gray image feeds a colour model by repeating its
-    channel, a colour image for a grayscale model is an error. DST is written whole or not at
-    all."""
-    model = model or f"models:/{_model_name(None, params)}@champion"
-    _tracking_for(model)
-    from components.families.translation.translate import translate
-
-    n = translate(model, direction, src, dst)
-    typer.echo(f"wrote {n} PNGs to {dst} ({direction}, from {model})")
+# each family's own commands (components/families/<name>/cli.py: bench train, translate, ...),
+# in the registry's order
+for _family in families.FAMILIES.values():
+    _family.add_commands(app, bench_app)
 
 
 def main(argv: list[str] | None = None) -> None:

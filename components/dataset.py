@@ -3,7 +3,8 @@
 ingest writes `data/processed/`; validate, train, evaluate and register read it back through
 `load_dataset`, numpy arrays only (no pickle):
 
-- `manifest.json`: `kind` ("generate" | "unpaired" | "paired" | "captioned"), `shape`, `image_size`,
+- `manifest.json`: `kind` (the data kind's processed kind: components/datakinds, e.g. "generate" |
+  "unpaired" | "paired" | "captioned" | "clips" | "scores"), `shape`, `image_size`,
   `class_names`, `conditional`, `n_train`, `n_test`, `storage`, `content_hash`; translation sets
   add `domains` = {"A": {channels, shape, class_names, n_train, n_test}, "B": {...}}.
 - `images.npy`: uint8 (N, C, S, S), row i = meta row i. A translation set whose domains differ in
@@ -40,13 +41,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from components import datakinds
 from components.errors import DataError
 from components.layout import Layout, read_json
 
-KINDS = ("generate", "unpaired", "paired", "captioned", "clips")
-# one array, split by meta.csv: Dataset.split (clips: clips.npy (N, T, C, S, S), one row a clip,
-# components/datakinds/clips/)
-IMAGE_SETS = ("generate", "captioned", "clips")
+# what a kind's processed set looks like (one array split by meta.csv, or domains A and B; the
+# files beside images.npy) is the kind's to say: components/datakinds/<kind>/__init__.py
 DOMAINS = ("A", "B")
 SPLITS = ("train", "test")
 
@@ -61,12 +61,17 @@ class Dataset:
 
     @property
     def kind(self) -> str:
-        return self.manifest.get("kind", "generate")
+        return self.manifest.get("kind", datakinds.LEGACY_PROCESSED)
+
+    @property
+    def data_kind(self) -> datakinds.DataKind:
+        """The data kind that wrote this set (components/datakinds)."""
+        return datakinds.of_processed(self.manifest)
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(images, labels) of one split of a generate or captioned dataset, readable images
         only (captioned labels are -1)."""
-        if self.kind not in IMAGE_SETS:
+        if self.data_kind.domains:
             raise DataError(
                 f"a {self.kind} translation dataset: use Dataset.domain(name, split) "
                 "or Dataset.pairs(split), not Dataset.split"
@@ -76,7 +81,7 @@ class Dataset:
 
     def _select(self, name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
         """(meta mask of domain `name`'s readable rows in `split`, their rows in its array)."""
-        if self.kind in IMAGE_SETS:
+        if not self.data_kind.domains:
             raise DataError(f"a {self.kind} dataset has no domains: use Dataset.split(name)")
         if name not in DOMAINS or split not in SPLITS:
             raise DataError(f"no domain {name!r} / split {split!r} (domains A, B; train, test)")
@@ -95,7 +100,7 @@ class Dataset:
 
     def pairs(self, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(A images, B images, labels) of a paired dataset, aligned row by row (by pair id)."""
-        if self.kind != "paired":
+        if self.kind not in self.data_kind.aligned_kinds:
             raise DataError(f"a {self.kind} dataset has no pairs; Dataset.pairs needs paired data")
         a, labels = self.domain("A", split)
         b, _ = self.domain("B", split)
@@ -104,33 +109,33 @@ class Dataset:
         _, ia, ib = np.intersect1d(a_ids, b_ids, assume_unique=True, return_indices=True)
         return a[ia], b[ib], labels[ia]
 
-    def _file(self, key: str) -> Path:
-        """The path of one of a captioned dataset's files (components/datakinds/captioned)."""
-        from components.datakinds.captioned import FILES
-
-        if self.kind != "captioned":
+    def file(self, key: str) -> Path:
+        """The path of one of the files a kind writes beside images.npy (its DataKind.files:
+        a captioned set's captions, vocabulary and attributes)."""
+        files = self.data_kind.files
+        if key not in files:
             raise DataError(f"a {self.kind} dataset has no captions; this needs captioned data")
         if self.folder is None:
             raise DataError("this dataset was not read from a folder: no captions to load")
-        return self.folder / FILES[key]
+        return self.folder / files[key]
 
     @functools.cached_property
     def vocab(self) -> dict:
         """vocab.json: {"tokens": [...] (word of each id; 0 <pad>, 1 <unk>), "max_words": L}."""
-        return read_json(self._file("vocab"))
+        return read_json(self.file("vocab"))
 
     @functools.cached_property
     def caption_table(self) -> pd.DataFrame:
         """captions.csv, every caption (one row each, the rows of captions.npy)."""
         table = pd.read_csv(
-            self._file("captions"), dtype={"text": str}, keep_default_na=False, na_values=[]
+            self.file("captions"), dtype={"text": str}, keep_default_na=False, na_values=[]
         )
         return table.astype({"image": np.int64, "n_words": np.int64, "n_oov": np.int64})
 
     @functools.cached_property
     def caption_tokens(self) -> np.ndarray:
         """captions.npy: int32 (M, L) word ids of every caption."""
-        return np.load(self._file("tokens"), allow_pickle=False)
+        return np.load(self.file("tokens"), allow_pickle=False)
 
     def captions(self, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """(image rows (M,) into `images`, int32 word ids (M, L), texts) of the captions of one
@@ -152,7 +157,7 @@ class Dataset:
         values = self.manifest.get("attributes")
         if values is None:
             return None
-        table = pd.read_csv(self._file("attributes"), index_col="index", keep_default_na=False)
+        table = pd.read_csv(self.file("attributes"), index_col="index", keep_default_na=False)
         if ids:
             table = table.assign(
                 **{n: table[n].map({v: i for i, v in enumerate(vs)}) for n, vs in values.items()}

@@ -1,19 +1,38 @@
-"""`ganops generate`: a synthetic dataset from a registered generator, for data augmentation.
+"""`ganops generate`: a synthetic dataset from a registered model, for data augmentation.
 
-Writes an image folder (class sub-folders named like the training classes) or an .npz with
-`images` and `labels`, plus a manifest naming the model version. The output is itself a valid
-`ingest.source`.
+The shared part checks the options, loads the pyfunc, finds its family (the pyfunc metadata's
+`family`, else the registered version's tags; generators registered before either are the
+noise family's) and lets the family write its files (`components/families/<name>/generate.py`:
+an image folder or .npz, captioned images, clips, MIDI). The output is itself a valid
+`ingest.source`; a manifest beside it names the model version.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from components.errors import GanopsError
-from components.layout import atomic_dir, write_json
-from components.seeds import latent_seeds
+from components.layout import write_json
+
+
+@dataclass(frozen=True)
+class Request:
+    """What `ganops generate` asks of a model: its options, checked by the shared part."""
+
+    n: int  # items to make (per caption, for a model drawn from captions)
+    label: int | None = None  # make only this class
+    balanced: bool = False  # an equal share of every class
+    seed: int = 0
+    truncation: float = 1.0  # < 1: the truncation trick
+    texts: list[str] | None = None  # captions (--prompt / --prompts)
+
+    def unconditional(self) -> None:
+        """For a family whose models take no class: --label/--balanced is an error."""
+        if self.label is not None or self.balanced:
+            raise GanopsError("this generator is unconditional: drop --label/--balanced")
 
 
 def plan_labels(n: int, num_classes: int, label: int | None, balanced: bool) -> np.ndarray | None:
@@ -45,6 +64,20 @@ def resolve_version(model_uri: str) -> str | None:
     return ref
 
 
+def manifest_head(model, model_uri: str) -> dict:
+    """The keys every family's manifest starts with: which model made the files."""
+    return {
+        "model_uri": model_uri,
+        "model_version": resolve_version(model_uri),
+        "model_run_id": model.metadata.run_id,
+    }
+
+
+def write_manifest(out: Path, manifest: dict) -> None:
+    """The manifest beside a folder `out` (out.manifest.json)."""
+    write_json(out.parent / f"{out.name}.manifest.json", manifest)
+
+
 def read_prompts(prompt: list[str] | None, prompts: Path | None) -> list[str] | None:
     """The captions of --prompt (repeatable) and --prompts FILE (one per line, in order; blank
     lines skipped), or None when neither is given."""
@@ -70,50 +103,34 @@ def takes_text(model) -> bool:
     return schema is not None and "text" in schema.input_names()
 
 
-def generate_captioned(model, model_uri: str, texts: list[str], k: int, out: Path, seed: int,
-                       truncation: float) -> dict:  # fmt: skip
-    """k images per caption as PNGs in `out`, with out/metadata.jsonl: one row
-    {"file_name", "text", "seed"} per image, so `out` is an imagefolder ingest reads back."""
-    import json
+def version_tags(model, model_uri: str) -> dict:
+    """The tags of the registered version a pyfunc is: the one a models:/ URI names, else the
+    one registered from the pyfunc's run; {} when it is none (or the registry cannot say)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
-    import pandas as pd
-    from PIL import Image
-
-    if out.suffix == ".npz":
-        raise GanopsError("--out: a text-to-image model writes a folder (an imagefolder dataset)")
-    seeds = latent_seeds(seed, len(texts) * k)
-    rows = pd.DataFrame({"text": [t for t in texts for _ in range(k)], "seed": seeds})
-    images = model.predict(rows, params={"truncation": truncation})  # (N, C, H, W) uint8
-    with atomic_dir(out) as tmp:
-        lines = []
-        for i, (img, text, s) in enumerate(zip(images, rows["text"], seeds, strict=True)):
-            name = f"{i // k:04d}-{i % k:02d}.png"
-            pixels = img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0)
-            Image.fromarray(pixels).save(tmp / name)
-            lines.append(json.dumps({"file_name": name, "text": text, "seed": int(s)}))
-        (tmp / "metadata.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    manifest = {
-        "model_uri": model_uri,
-        "model_version": resolve_version(model_uri),
-        "model_run_id": model.metadata.run_id,
-        "n_images": len(rows),
-        "n_captions": len(texts),
-        "per_caption": k,
-        "seed": seed,
-        "truncation": truncation,
-    }
-    write_json(out.parent / f"{out.name}.manifest.json", manifest)
-    return manifest
+    client = MlflowClient()
+    try:
+        if (ref := resolve_version(model_uri)) is not None:
+            name, _, version = ref.partition("/")
+            return dict(client.get_model_version(name, version).tags)
+        run_id = model.metadata.run_id
+        found = client.search_model_versions(f"run_id = '{run_id}'") if run_id else []
+    except MlflowException:
+        return {}
+    return dict(found[0].tags) if found else {}
 
 
-def family_writer(hook: str):
-    """The function a model's `generate_with` metadata names (a ganops family's module only)."""
-    import importlib
+def family_of(model, model_uri: str):
+    """The family of a loaded pyfunc: its metadata's `family`, else its registered version's
+    tags (families.of_version_tags: versions from before the tag are the legacy family's)."""
+    from components import families
 
-    module, _, name = hook.partition(":")
-    if not module.startswith("components.families.") or not name:
-        raise GanopsError(f"model metadata generate_with {hook!r}: not a ganops family writer")
-    return getattr(importlib.import_module(module), name)
+    name = (model.metadata.metadata or {}).get("family")
+    name = name or families.of_version_tags(version_tags(model, model_uri))
+    if name not in families.FAMILIES:
+        raise GanopsError(f"--model {model_uri}: family {name!r} is unknown")
+    return families.FAMILIES[name]
 
 
 def generate(
@@ -126,10 +143,10 @@ def generate(
     truncation: float = 1.0,
     texts: list[str] | None = None,
 ) -> dict:
+    """Write `out` from the model at `model_uri` through its family's generate hook; the
+    manifest."""
     import mlflow
-    import pandas as pd
     from mlflow.exceptions import MlflowException
-    from PIL import Image
 
     if n < 1:
         raise GanopsError(f"-n {n}: make at least one image")
@@ -142,54 +159,11 @@ def generate(
         model = mlflow.pyfunc.load_model(model_uri)
     except (MlflowException, OSError) as exc:
         raise GanopsError(f"--model {model_uri}: {getattr(exc, 'message', exc)}") from None
-    spec = model.metadata.metadata or {}  # written by register: num_classes, class_names
-    if spec.get("family") == "video":  # clips: GIFs + strips + metadata.jsonl
-        from components.families.video.generate import generate_clips
-
-        return generate_clips(model, model_uri, n, out, label, balanced, seed, spec)
     if takes_text(model) != (texts is not None):
         if texts is None:
             raise GanopsError(
                 "this model draws from captions: pass --prompt TEXT or --prompts FILE"
             )
         raise GanopsError("this model takes no captions: drop --prompt/--prompts")
-    if texts is not None:
-        return generate_captioned(model, model_uri, texts, n, out, seed, truncation)
-    hook = (model.metadata.metadata or {}).get("generate_with")
-    if hook:  # a family that writes its own files (music: MIDI, piano roll, WAV)
-        if label is not None or balanced:
-            raise GanopsError("this generator is unconditional: drop --label/--balanced")
-        return family_writer(hook)(model, model_uri, n, out, seed)
-    num_classes = int(spec.get("num_classes", 0))
-    names = spec.get("class_names") or [str(i) for i in range(num_classes)]
-    labels = plan_labels(n, num_classes, label, balanced)
-    frame = {"seed": latent_seeds(seed, n)}  # the same latents evaluate draws
-    if labels is not None:
-        frame["label"] = labels
-    images = model.predict(pd.DataFrame(frame), params={"truncation": truncation})  # (N,C,H,W)
-    manifest = {
-        "model_uri": model_uri,
-        "model_version": resolve_version(model_uri),
-        "model_run_id": model.metadata.run_id,
-        "n_images": n,
-        "seed": seed,
-        "truncation": truncation,
-        "class_names": names,
-        "labels": "balanced" if balanced else label,
-    }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".npz":
-        tmp = out.with_name(f".{out.name}.tmp.npz")
-        arrays = {"images": images} | ({"labels": labels} if labels is not None else {})
-        np.savez(tmp, **arrays)
-        tmp.replace(out)
-        write_json(out.with_suffix(".manifest.json"), manifest)
-        return manifest
-    with atomic_dir(out) as tmp:
-        for i, img in enumerate(images):
-            folder = tmp / names[labels[i]] if labels is not None else tmp
-            folder.mkdir(exist_ok=True)
-            pixels = img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0)
-            Image.fromarray(pixels).save(folder / f"{i:06d}.png")
-    write_json(out.parent / f"{out.name}.manifest.json", manifest)
-    return manifest
+    request = Request(n, label, balanced, seed, truncation, texts)
+    return family_of(model, model_uri).generate(model, model_uri, request, out)

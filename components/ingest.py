@@ -1,8 +1,8 @@
 """ingest: stream a source into a processed dataset (uint8 N×C×H×W + metadata + manifest).
 
-The dataset's kind follows the source: `generate` (one image set), `unpaired` or `paired`
-(translation: domains A and B; see components/dataset.py for what is written). Sources
-(components/sources.py) yield chunks; each is converted (channels, 0..255 uint8,
+The dataset's kind follows the source (components/datakinds: the data kind whose layout it is,
+or the one the family's ingest config names); see components/dataset.py for what is written.
+Sources (components/sources.py) yield chunks; each is converted (channels, 0..255 uint8,
 antialiased resize + centre crop) into a memory-mapped array, so memory stays bounded. Raw pixel
 statistics go into the metadata for the validation gate. Output is built in a temp folder and
 renamed into place: a failed ingest never leaves half a dataset behind.
@@ -184,11 +184,12 @@ def run(cfg: IngestConfig, layout: Layout) -> dict:
 def build(cfg: IngestConfig, out_dir: Path, scratch: Path) -> dict:
     """Stream the source into out_dir; its data kind writes the arrays, meta.csv and the
     manifest (components/datakinds/<kind>/ingest.py). A family whose data is one kind whatever
-    the folder looks like names it on its ingest config (video: `data_kind = "clips"`)."""
+    the folder looks like names it on its ingest config (`data_kind`: a datakinds registry
+    name), and that kind opens the source."""
     if (owner := getattr(cfg, "data_kind", None)) is not None:
         from components import datakinds
 
-        kind = datakinds.KINDS[owner]
+        kind = datakinds.named(owner)
         return kind.build(cfg, kind.open_source(cfg, scratch), out_dir)
     kind, source = open_dataset(cfg.source, list(cfg.classes), scratch, cfg.image_size)
     return kind.build(cfg, source, out_dir)

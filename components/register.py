@@ -54,6 +54,80 @@ def pip_requirements() -> list[str]:
     return [f"torch=={torch_version}"] + [f"{k}=={v}" for k, v in pins.items()]
 
 
+# What the families' register.py modules share (components/families/<name>/register.py).
+
+
+def require_metrics(metrics: dict, key: str, what: str, subject: str = "model") -> None:
+    """read_model: reports/metrics.json must be this family's evaluation (it holds `key`)."""
+    if key not in metrics:
+        raise DataError(
+            f"reports/metrics.json holds no {what}; run `ganops stage evaluate` on this {subject}"
+        )
+
+
+def log_pyfunc(
+    layout: Layout,
+    name: str,
+    *,
+    family_dir: Path,
+    artifact: str,
+    files,
+    signature,
+    input_example,
+    metadata: dict,
+    requirements: list[str] | None = None,
+):
+    """Log a family's pyfunc into the active run and register it as `name`: models from code
+    (`family_dir`/pyfunc_model.py, components/ as code_paths, no pickle), the models/ `files`
+    as artifacts, pinned requirements (pip_requirements() unless given). The ModelInfo."""
+    import mlflow
+
+    return mlflow.pyfunc.log_model(
+        name=artifact,
+        python_model=str(family_dir / "pyfunc_model.py"),
+        artifacts={f: str(layout.models / f) for f in files},
+        code_paths=[str(COMPONENTS_DIR)],
+        signature=signature,
+        input_example=input_example,
+        pip_requirements=requirements if requirements is not None else pip_requirements(),
+        metadata=metadata,
+        registered_model_name=name,
+    )
+
+
+def figure_tags(metrics: dict, keys) -> dict[str, str]:
+    """The figures of `keys` that metrics holds as numbers, as version tags."""
+    return {k: f"{metrics[k]:.6f}" for k in keys if isinstance(metrics.get(k), int | float)}
+
+
+def recorded_figure(run, champion, key: str, what: str | None = None) -> tuple[float | None, str]:
+    """champion_fid when the champion's recorded figure `key` (a tag) is comparable: it was
+    evaluated on the candidate's dataset and has the tag (else (None, why), naming `what`)."""
+    v = f"v{champion.version}"
+    if champion.tags.get("dataset_hash") != run.data.tags.get("dataset_hash"):
+        return None, f"{v} was evaluated on another dataset; not comparable"
+    if key not in champion.tags:
+        return None, f"{v} has no {what or key}; not comparable"
+    return float(champion.tags[key]), f"{v}, same dataset"
+
+
+def card_head(title: str, alias: str, reason: str, tags: dict, note: str | None = None,
+              dvc_md5: bool = False) -> list[str]:  # fmt: skip
+    """A model card's first lines: title, decision, (a note,) data and commit."""
+    lines = [f"# {title}", f"**Decision:** `@{alias}`: {reason}", ""]
+    lines += [note, ""] if note else []
+    lines.append(f"- dataset content hash: `{tags['dataset_hash']}`")
+    if dvc_md5:
+        lines.append(f"- dataset DVC md5: `{tags['dataset_dvc_md5']}`")
+    lines.append(f"- git commit: `{tags['git_commit']}`, params hash `{tags['params_hash']}`")
+    return lines
+
+
+def param_table(params: dict, keys) -> list[str]:
+    """A model card's table of the run's params `keys`."""
+    return ["| param | value |", "|---|---|", *[f"| {k} | {params[k]} |" for k in keys]]
+
+
 def params_hash(run) -> str:
     blob = json.dumps(dict(sorted(run.data.params.items()))).encode()
     return hashlib.sha256(blob).hexdigest()[:12]

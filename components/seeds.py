@@ -1,7 +1,8 @@
 """Every derived seed in one place, so no two uses of randomness collide by accident.
 
 Latent seeds: image i of a sample set drawn with seed s uses the latent of seed
-s * LATENTS_PER_SEED + offset + i (components.families.noise.nets.latents draws one z per seed).
+s * LATENTS_PER_SEED + offset + i; `latents` draws one z per seed (every family's G draws from
+them).
 """
 
 from __future__ import annotations
@@ -29,3 +30,21 @@ def probe_latent_seeds(n: int) -> np.ndarray:
 def rank_seed(seed: int, rank: int, resumed_step: int = 0) -> int:
     """Seed of a DDP rank's data, noise and augmentation stream (resumed: a fresh stream)."""
     return seed + rank + RESUME_STREAM * resumed_step
+
+
+def latents(seeds, z_dim: int, truncation: float = 1.0):
+    """One z per seed, drawn on its own generator: the image of a seed never depends on the batch.
+
+    truncation < 1 resamples |z| > truncation (the truncation trick): less variety, cleaner images.
+    """
+    import torch
+
+    rows = []
+    for seed in seeds:
+        gen = torch.Generator().manual_seed(int(seed))
+        z = torch.randn(1, z_dim, generator=gen)
+        if truncation < 1.0:
+            while (bad := z.abs() > truncation).any():
+                z[bad] = torch.randn(int(bad.sum()), generator=gen)
+        rows.append(z)
+    return torch.cat(rows)  # (N, z_dim)

@@ -406,8 +406,7 @@ def open_dataset(source: str, classes: list[str], scratch: Path, size: int):
     if path.is_dir():
         root, label = path, str(path)
     elif name.endswith(".npz"):
-        images = datakinds.KINDS["images"]
-        return images, images.open_npz(path, classes)
+        return datakinds.PLAIN, datakinds.PLAIN.open_npz(path, classes)
     elif name.endswith(ARCHIVE_SUFFIXES):
         root, label = extract_archive(path, scratch), path.name
     else:
@@ -424,8 +423,9 @@ def open_dataset(source: str, classes: list[str], scratch: Path, size: int):
 
 def open_source(source: str, classes: list[str], scratch: Path) -> Source:
     """An image set only (e.g. `ganops compare`): another kind is a clear error here."""
+    from components import datakinds
+
     kind, src = open_dataset(source, classes, scratch, size=0)
-    if kind.name != "images":
-        what = f"{src.kind} translation" if kind.name == "pairs" else kind.name
-        raise DataError(f"{source}: a {what} set; expected an image set here")
+    if kind is not datakinds.PLAIN:
+        raise DataError(f"{source}: a {kind.set_name(src)} set; expected an image set here")
     return src

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from components import datakinds
 from components.config import ValidateConfig
 from components.dataset import Dataset, load_dataset
 from components.errors import ValidationFailed
@@ -71,16 +72,12 @@ def summarize(images: np.ndarray, meta: pd.DataFrame, chunk: int = 65536) -> pd.
 
 def summarize_dataset(data: Dataset) -> pd.DataFrame:
     """The per-row table the suite runs on, by the data kind that wrote the dataset."""
-    from components import datakinds
-
     return datakinds.of_processed(data.manifest).summarize(data)
 
 
 def build_suite(cfg: ValidateConfig, manifest: dict) -> list[Rule]:
     """The expectations of the data kind that wrote the dataset, from `validate:` thresholds
     and the manifest (components/datakinds/<kind>/validate.py)."""
-    from components import datakinds
-
     return datakinds.of_processed(manifest).suite(cfg, manifest)
 
 
@@ -209,7 +206,7 @@ def validate_dataset(cfg: ValidateConfig, data: Dataset, layout: Layout) -> list
         "n_images": len(summary),
         "results": results,
     }
-    if data.kind != "generate":
+    if data.data_kind is not datakinds.PLAIN:  # plain image sets keep the verdict they had
         verdict["kind"] = data.kind
         verdict["warnings"] = warning_lines(results)
     write_json(layout.validation_result, verdict)

@@ -19,15 +19,23 @@ from components.datakinds.scores import KIND as SCORES
 from components.errors import DataError
 
 KINDS: dict[str, DataKind] = {k.name: k for k in (SCORES, CAPTIONED, CLIPS, PAIRS, IMAGES)}
+# the plain image set: the fallback folder layout, what a .npz is, what `ganops compare` reads
+PLAIN = IMAGES
+# the manifest kind of a processed set written before manifests named it (a plain image set)
+LEGACY_PROCESSED = PLAIN.processed_kinds[0]
 
 __all__ = [
     "KINDS",
+    "LEGACY_PROCESSED",
+    "PLAIN",
     "DataKind",
     "bundled",
     "detect",
     "layout_files",
     "layout_folders",
+    "named",
     "of_processed",
+    "processed_kinds",
 ]
 
 
@@ -67,8 +75,20 @@ def detect(root: Path, folders: dict[str, Path], label: str) -> tuple[DataKind, 
 
 def of_processed(manifest: dict) -> DataKind:
     """The kind that wrote a processed dataset (manifests before the field: images)."""
-    value = manifest.get("kind", "generate")
+    value = manifest.get("kind", LEGACY_PROCESSED)
     for kind in KINDS.values():
         if value in kind.processed_kinds:
             return kind
     raise DataError(f"data/processed: kind {value!r} is unknown; re-run `ganops stage ingest`")
+
+
+def processed_kinds() -> tuple[str, ...]:
+    """Every manifest `kind` a data kind writes."""
+    return tuple(p for kind in KINDS.values() for p in kind.processed_kinds)
+
+
+def named(name: str) -> DataKind:
+    """The kind a family's ingest config names (`data_kind`)."""
+    if name not in KINDS:
+        raise DataError(f"data kind {name!r} is unknown (one of {', '.join(KINDS)})")
+    return KINDS[name]

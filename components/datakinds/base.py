@@ -17,7 +17,7 @@ from typing import ClassVar
 
 # hook -> the module of the kind package that holds it (named after the stage that runs it)
 HOOK_STAGES = {
-    **dict.fromkeys(("bundled", "detect", "open", "open_npz", "build"), "ingest"),
+    **dict.fromkeys(("bundled", "detect", "open", "open_npz", "open_source", "build"), "ingest"),
     **dict.fromkeys(("summarize", "suite"), "validate"),
 }
 
@@ -31,6 +31,17 @@ class DataKind:
     # file names (lower case) that mark this kind's layout at a folder's top level: wrapper
     # folders are looked through down to one that holds such a file, never past it
     layout_files: ClassVar[frozenset[str]] = frozenset()
+    # what components/dataset.py reads back: a kind whose processed set holds two domains A and
+    # B (Dataset.domain) rather than one array split by meta.csv (Dataset.split) ...
+    domains: ClassVar[bool] = False
+    # ... the processed kinds among its own whose A and B rows are aligned pairs (Dataset.pairs)
+    aligned_kinds: ClassVar[tuple[str, ...]] = ()
+    # ... and the files beside images.npy it loads on demand, by key (e.g. Dataset.vocab)
+    files: ClassVar[dict[str, str]] = {}
+
+    def set_name(self, source) -> str:
+        """What a source of this kind is called in messages ("a <set_name> set")."""
+        return self.name
 
     # The hooks are functions of <kind>/ingest.py and <kind>/validate.py, imported on first use:
     # the registry stays light, and each dvc stage depends on its own modules only.
@@ -50,6 +61,12 @@ class DataKind:
     def open(self, root: Path, layout: str, classes: list[str], label: str):
         """The source object ingest streams, for a folder detect() claimed."""
         return self._hook("open")(root, layout, classes, label)
+
+    def open_source(self, cfg, scratch: Path):
+        """The source of `ingest.source` for a family that trains on this kind whatever the
+        folder looks like (its ingest config names it: `data_kind`); kinds it can name bring
+        `open_source` in their ingest.py."""
+        return self._hook("open_source")(cfg, scratch)
 
     def build(self, cfg, source, out_dir: Path) -> dict:
         """Stream `source` into out_dir (arrays, meta.csv); returns the manifest."""

@@ -9,9 +9,8 @@ import numpy as np
 import torch
 
 from components.evaluate.metrics import Side
-from components.families.noise.nets import latents
 from components.images import grid, save_png, to_uint8
-from components.seeds import CLASS_GRID_OFFSET, INTERPOLATION_OFFSET, latent_seeds
+from components.seeds import CLASS_GRID_OFFSET, INTERPOLATION_OFFSET, latent_seeds, latents
 
 
 @torch.no_grad()

@@ -26,19 +26,11 @@ from components.evaluate.metrics import Pair, Side, compute
 from components.layout import Layout, atomic_dir, read_json, write_json
 
 
-def load_g_ema(models_dir: Path):
-    """G_ema and its spec from models/."""
-    from components.families.noise.nets import load_model_dir
-
-    return load_model_dir(models_dir)
-
-
 @torch.no_grad()
 def generate(G, labels: np.ndarray | None, n: int, seed: int, batch: int = BATCH) -> np.ndarray:
     """n uint8 images (N, C, H, W) for the given labels; image i uses latent_seeds(seed, n)[i]."""
-    from components.families.noise.nets import latents
     from components.images import to_uint8
-    from components.seeds import latent_seeds
+    from components.seeds import latent_seeds, latents
 
     z = latents(latent_seeds(seed, n), G.z_dim)  # (n, z_dim)
     c = torch.as_tensor(labels[:n]) if labels is not None else None

@@ -9,6 +9,7 @@ reads the `family` field every spec carries.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,6 +24,8 @@ HOOK_STAGES = {
         ("read_model", "log_model", "version_tags", "champion_fid", "decide", "card"), "register"
     ),
     "export_module": "export",
+    "generate": "generate",
+    "add_commands": "cli",
 }
 
 
@@ -60,8 +63,9 @@ class ModelFamily:
         return None
 
     # The stage hooks: functions of the family package's module named after the stage that
-    # calls them (<name>/train.py, evaluate.py, register.py, export.py), imported on first use:
-    # the registry stays torch-free, and a stage depends on its own modules only (dvc.yaml).
+    # calls them (<name>/train.py, evaluate.py, register.py, export.py, generate.py, cli.py),
+    # imported on first use: the registry stays torch-free, and a stage depends on its own
+    # modules only (dvc.yaml).
     def _hook(self, name: str):
         stage = HOOK_STAGES[name]
         module = importlib.import_module(f"{type(self).__module__}.{stage}")
@@ -103,6 +107,23 @@ class ModelFamily:
     def export_module(self, model_dir: Path, spec: dict, direction: str):
         """export: (G in eval mode, inputs(batch, seed) -> a tuple of G's inputs)."""
         return self._hook("export_module")(model_dir, spec, direction)
+
+    def generate(self, model, model_uri: str, request, out: Path) -> dict:
+        """`ganops generate`: write `out` (a dataset ingest reads back) from a loaded pyfunc of
+        this family, for a components.generate.Request; the manifest. A family without a
+        generate module makes no synthetic datasets: one error line."""
+        from components.errors import GanopsError
+
+        module = f"{type(self).__module__}.generate"
+        if importlib.util.find_spec(module) is None:
+            raise GanopsError(f"--model {model_uri}: a {self.name} model makes no synthetic data")
+        return self._hook("generate")(model, model_uri, request, out)
+
+    def add_commands(self, app, bench_app) -> None:
+        """The `ganops` commands of this family (its cli.py: add_commands(app, bench_app)), if
+        it has any: `ganops translate`, `ganops bench train`, ..."""
+        if importlib.util.find_spec(f"{type(self).__module__}.cli") is not None:
+            self._hook("add_commands")(app, bench_app)
 
     def describe(self) -> str:
         archs = "|".join(self.archs)

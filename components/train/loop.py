@@ -215,6 +215,44 @@ def ema_beta(batch_size: int, half_life_kimg: float) -> float:
     return 0.5 ** (batch_size / max(half_life_kimg * 1000, 1e-8))
 
 
+def grad_scaler(cfg: TrainConfig, device: torch.device) -> torch.amp.GradScaler:
+    """The loss scaler fp16 autocast needs (disabled, a pass-through, otherwise)."""
+    return torch.amp.GradScaler(device.type, enabled=autocast_dtype(cfg, device) == torch.float16)
+
+
+class EmaGanTrainer:
+    """The Family methods the one-G families share (noise, text2image, video, music): the G and
+    D optimisers, the scaler and the batch stream in the checkpoint, G_ema probed, and models/
+    with every module, the probe's best G_ema as G_ema and its last state as G_ema_last. A
+    subclass sets G_ema, opt_G, opt_D, scaler, batch_gen and defines modules() and step()."""
+
+    G_ema: torch.nn.Module
+    opt_G: torch.optim.Optimizer
+    opt_D: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    batch_gen: torch.Generator
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"G": self.opt_G, "D": self.opt_D}
+
+    def extra_state(self) -> dict:
+        return {"scaler": self.scaler.state_dict(), "batch_rng": self.batch_gen.get_state()}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.scaler.load_state_dict(state["scaler"])
+        self.batch_gen.set_state(state["batch_rng"])
+
+    def probe_module(self) -> torch.nn.Module:
+        return self.G_ema
+
+    def model_files(self, best_state: dict | None) -> dict[str, dict]:
+        """Every module's state; the probe's best G_ema as G_ema, its last as G_ema_last."""
+        files = {name: m.state_dict() for name, m in self.modules().items()}
+        if best_state is not None:
+            files["G_ema_last"], files["G_ema"] = files["G_ema"], best_state
+        return files
+
+
 @dataclass
 class TrainState:
     """What a checkpoint restores: the family's nets, optimisers and extra state, counters,

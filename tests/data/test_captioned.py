@@ -243,102 +243,104 @@ def test_image_folders_with_other_txt_files_stay_image_sets(cfg, tmp_path):
 # --- faults: one clear line each -----------------------------------------------------------
 
 
-def _broken_json(t):
-    root = write_jsonl(t / "set")
+def _append(root: Path, name: str, line: str | bytes) -> int:
+    """Add one line to root/name; its line number."""
+    with open(root / name, "ab") as f:
+        f.write(line.encode() if isinstance(line, str) else line)
+    return len((root / name).read_bytes().splitlines())
+
+
+def _cut_json(root: Path) -> None:
     lines = (root / "metadata.jsonl").read_text().splitlines()
     lines[2] = lines[2][:-5]
     (root / "metadata.jsonl").write_text("\n".join(lines))
-    return root, "set/metadata.jsonl: line 3: not valid JSON ("
 
 
-def _latin1_metadata(t):
-    root = write_csv(t / "set")
-    with open(root / "metadata.csv", "ab") as f:
-        f.write("s000.png,un caf\u00e9 noir,x\n".encode("latin-1"))
-    return root, "set/metadata.csv: not UTF-8 text (byte "
-
-
-def _latin1_caption(t):
-    root = write_sidecar(t / "set")
-    (root / "b" / "s002.txt").write_bytes("un caf\u00e9\n".encode("latin-1"))
-    return root, "set/b/s002.txt: not UTF-8 text"
-
-
-def _row_without_its_image(t):
-    root = write_jsonl(t / "set")
-    with open(root / "metadata.jsonl", "a") as f:
-        f.write(json.dumps({"file_name": "gone.png", "text": "a lost caption"}) + "\n")
-    n = len((root / "metadata.jsonl").read_text().splitlines())
-    return root, f"metadata.jsonl: line {n}: gone.png does not exist (no caption without its image)"
-
-
-def _image_without_a_row(t):
-    root = write_jsonl(t / "set")
-    (root / "extra.png").write_bytes(next(iter(images(1, 50).values())))
-    return root, "set: 1 image(s) without a caption (no row in metadata.jsonl): extra.png"
-
-
-def _image_without_its_txt(t):
-    root = write_sidecar(t / "set")
-    (root / "a" / "s001.txt").unlink()
-    return root, "set: 1 image(s) without a caption (x.png needs x.txt beside it): a/s001.png"
-
-
-def _empty_captions(t):
-    root = write_sidecar(t / "set")
-    (root / "a" / "s003.txt").write_text("\n  \n\n")
-    return root, "set/a/s003.png: an image without a caption (only empty ones)"
-
-
-def _no_text_key(t):
-    root = write_jsonl(t / "set")
-    with open(root / "metadata.jsonl", "a") as f:
-        f.write(json.dumps({"file_name": "s001.png", "caption": "the wrong key"}) + "\n")
-    n = len((root / "metadata.jsonl").read_text().splitlines())
-    return root, f'set/metadata.jsonl: line {n}: no "text" (every row needs file_name, text)'
-
-
-def _no_file_name_column(t):
-    root = write_csv(t / "set")
+def _rename_column(root: Path) -> None:
     text_ = (root / "metadata.csv").read_text().replace("file_name,", "image,", 1)
     (root / "metadata.csv").write_text(text_)
-    return root, 'set/metadata.csv: no "file_name" column (found: image, text, source)'
 
 
-def _shard_image_without_caption(t):
-    root = write_shards(t / "set")
-    members = shard_members(3, 200)
-    del members["s201.txt"]
-    tar_members(root / "shard-002.tar", members)
-    return root, "set/shard-002.tar: 1 image(s) without a caption (key.png needs key.txt): s201.png"
+def _shard_without(member: str):
+    def drop(root: Path) -> None:
+        members = shard_members(3, 200)
+        del members[member]
+        tar_members(root / "shard-002.tar", members)
+
+    return drop
 
 
-def _shard_caption_without_image(t):
-    root = write_shards(t / "set")
-    members = shard_members(3, 200)
-    del members["s202.png"]
-    tar_members(root / "shard-002.tar", members)
-    return root, "set/shard-002.tar: s202.txt: a caption without its image"
+def _row(**row) -> str:
+    return json.dumps(row) + "\n"
 
 
+# case -> (the layout written into set/, how it is broken, the fault's line; {n}: the line
+# number _append returned)
 FAULTS = {
-    "broken JSON line": _broken_json,
-    "metadata.csv not UTF-8": _latin1_metadata,
-    "side-car caption not UTF-8": _latin1_caption,
-    "metadata row naming a missing image": _row_without_its_image,
-    "image without a metadata row": _image_without_a_row,
-    "image without its .txt": _image_without_its_txt,
-    "image with only empty captions": _empty_captions,
-    "jsonl row without text": _no_text_key,
-    "csv without a file_name column": _no_file_name_column,
-    "shard image without a caption": _shard_image_without_caption,
-    "shard caption without its image": _shard_caption_without_image,
+    "broken JSON line": (write_jsonl, _cut_json, "set/metadata.jsonl: line 3: not valid JSON ("),
+    "metadata.csv not UTF-8": (
+        write_csv,
+        lambda r: _append(r, "metadata.csv", "s000.png,un caf\u00e9 noir,x\n".encode("latin-1")),
+        "set/metadata.csv: not UTF-8 text (byte ",
+    ),
+    "side-car caption not UTF-8": (
+        write_sidecar,
+        lambda r: (r / "b" / "s002.txt").write_bytes("un caf\u00e9\n".encode("latin-1")),
+        "set/b/s002.txt: not UTF-8 text",
+    ),
+    "metadata row naming a missing image": (
+        write_jsonl,
+        lambda r: _append(r, "metadata.jsonl", _row(file_name="gone.png", text="a lost caption")),
+        "metadata.jsonl: line {n}: gone.png does not exist (no caption without its image)",
+    ),
+    "image without a metadata row": (
+        write_jsonl,
+        lambda r: (r / "extra.png").write_bytes(next(iter(images(1, 50).values()))),
+        "set: 1 image(s) without a caption (no row in metadata.jsonl): extra.png",
+    ),
+    "image without its .txt": (
+        write_sidecar,
+        lambda r: (r / "a" / "s001.txt").unlink(),
+        "set: 1 image(s) without a caption (x.png needs x.txt beside it): a/s001.png",
+    ),
+    "image with only empty captions": (
+        write_sidecar,
+        lambda r: (r / "a" / "s003.txt").write_text("\n  \n\n"),
+        "set/a/s003.png: an image without a caption (only empty ones)",
+    ),
+    "jsonl row without text": (
+        write_jsonl,
+        lambda r: _append(r, "metadata.jsonl", _row(file_name="s001.png", caption="the wrong key")),
+        'set/metadata.jsonl: line {n}: no "text" (every row needs file_name, text)',
+    ),
+    "csv without a file_name column": (
+        write_csv,
+        _rename_column,
+        'set/metadata.csv: no "file_name" column (found: image, text, source)',
+    ),
+    "shard image without a caption": (
+        write_shards,
+        _shard_without("s201.txt"),
+        "set/shard-002.tar: 1 image(s) without a caption (key.png needs key.txt): s201.png",
+    ),
+    "shard caption without its image": (
+        write_shards,
+        _shard_without("s202.png"),
+        "set/shard-002.tar: s202.txt: a caption without its image",
+    ),
 }
+
+
+def _broken(case: str, t: Path) -> tuple[Path, str]:
+    """(the folder set/ written and broken as FAULTS[case] says, the line its ingest gives)."""
+    write, breaks, message = FAULTS[case]
+    root = write(t / "set")
+    return root, message.format(n=breaks(root))
 
 
 @pytest.mark.parametrize("case", list(FAULTS))
 def test_caption_faults_are_one_line(cfg, tmp_path, case):
-    root, message = FAULTS[case](tmp_path)
+    root, message = _broken(case, tmp_path)
     with pytest.raises(DataError) as err:
         ingest_to(cfg(root), tmp_path)
     line = str(err.value)
@@ -347,7 +349,7 @@ def test_caption_faults_are_one_line(cfg, tmp_path, case):
 
 
 def test_a_fault_inside_an_archive_names_the_archive(cfg, tmp_path):
-    root, _ = _broken_json(tmp_path)
+    root, _ = _broken("broken JSON line", tmp_path)
     with pytest.raises(DataError, match=r"set\.zip/metadata\.jsonl: line 3: not valid JSON"):
         ingest_to(cfg(pack(root, "zip", tmp_path)), tmp_path)
 

@@ -20,11 +20,11 @@ from components.families.noise.nets import (
     ResnetGenerator,
     SelfAttention,
     init_weights,
-    latents,
     load_model_dir,
 )
 from components.families.noise.options import ARCH_SIZES
 from components.families.noise.trainer import build_models, fit_gan, generator_spec
+from components.seeds import latents
 from components.train.checkpoint import latest_checkpoint
 from components.train.loop import Callbacks
 from tests.conftest import SMOKE, smoke_train

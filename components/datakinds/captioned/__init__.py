@@ -33,6 +33,7 @@ class CaptionedKind(DataKind):
     )
     layout_folders = frozenset({"train", "test"})
     layout_files = frozenset(METADATA_FILES)
+    files = FILES
 
 
 KIND = CaptionedKind()

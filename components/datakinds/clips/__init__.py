@@ -12,8 +12,6 @@ set to the image families): `VideoIngestConfig.data_kind`.
 
 from __future__ import annotations
 
-import importlib
-
 from components.datakinds.base import DataKind
 
 CLIPS_FILE = "clips.npy"  # uint8 (N, T, C, S, S), row i = meta row i
@@ -26,11 +24,6 @@ class ClipsKind(DataKind):
         "video clips: video files (.mp4 .avi .webm .mov .gif), frame folders, .npy/.npz "
         "(N,T,H,W[,C]) or (T,N,H,W), class folders; bundled moving_mnist"
     )
-
-    def open_source(self, cfg, scratch):
-        """The clip source of `ingest.source` (bundled, folder, archive or array)."""
-        module = importlib.import_module(f"{__name__}.ingest")
-        return module.open_source(cfg, scratch)
 
 
 KIND = ClipsKind()

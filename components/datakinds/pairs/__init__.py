@@ -15,6 +15,11 @@ class PairsKind(DataKind):
     processed_kinds = ("unpaired", "paired")
     description = "two image domains: trainA/ trainB/ testA/ testB/ (unpaired) or A|B pairs"
     layout_folders = frozenset({*UNPAIRED_FOLDERS, "train", "test"})
+    domains = True  # images of A and of B (Dataset.domain)
+    aligned_kinds = ("paired",)  # A|B halves share a pair id (Dataset.pairs)
+
+    def set_name(self, source) -> str:
+        return f"{source.kind} translation"  # unpaired / paired
 
 
 KIND = PairsKind()

@@ -2,7 +2,7 @@
 (options.py: its keys; nets.py: G (shared and private latents, bar by bar) and D (bar- and
 window-level convolutions); trainer.py: its WGAN-GP step; metrics.py: the MuseGAN metrics,
 written fresh; features.py: the evaluation net, Frechet distance and two-sample test;
-probe.py; pyfunc.py: serving; outputs.py: MIDI, pictures and audio for `ganops generate`; and
+probe.py; pyfunc.py: serving; generate.py: MIDI, pictures and audio for `ganops generate`; and
 the stage hooks train.py, evaluate.py, register.py, export.py)."""
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ def load_generator(models: Path):
 @torch.no_grad()
 def draw(G, seeds) -> np.ndarray:
     """uint8 windows (N, tracks, T, P), one per latent seed (the same seed, the same window)."""
-    from components.families.noise.nets import latents
+    from components.seeds import latents
 
     seeds = np.asarray(seeds)
     z = latents(seeds, G.latent_dim)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 def export_module(model_dir: Path, spec: dict, direction: str):
     from components.families.music.evaluate import load_generator
-    from components.families.noise.nets import latents
+    from components.seeds import latents
 
     G, spec = load_generator(model_dir)
 

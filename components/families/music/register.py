@@ -7,14 +7,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from components.errors import DataError
 from components.families.music.options import SPEC_FILE
 from components.families.music.options import MusicRegisterConfig as RegisterConfig
 from components.layout import Layout, read_json
-from components.register import compare, pip_requirements
+from components.register import (
+    card_head,
+    compare,
+    figure_tags,
+    log_pyfunc,
+    param_table,
+    pip_requirements,
+    recorded_figure,
+    require_metrics,
+)
 
-MODEL_CODE = Path(__file__).resolve().parent / "pyfunc_model.py"  # models from code: no pickle
-COMPONENTS_DIR = Path(__file__).resolve().parents[2]  # shipped as code_paths
 FILES = (SPEC_FILE, "G_ema.safetensors")
 TAGS = (
     "fd", "fd_floor", "fd_ratio", "fd_random", "fd_shuffled", "c2st", "c2st_floor",
@@ -65,51 +71,35 @@ def signature():
 
 
 def read_model(layout: Layout, metrics: dict):
-    if "c2st" not in metrics:
-        raise DataError(
-            "reports/metrics.json holds no music metrics (fd, c2st ...); "
-            "run `ganops stage evaluate` on this model"
-        )
+    require_metrics(metrics, "c2st", "music metrics (fd, c2st ...)")
     return read_json(layout.models / SPEC_FILE), {}
 
 
 def log_model(layout: Layout, spec: dict, about: dict, name: str):
-    import mlflow
     import pandas as pd
 
     keys = ("family", "arch", "tracks", "bars", "steps_per_beat", "steps_per_bar",
             "window_steps", "pitch_low", "pitch_high", "tempo", "latent_dim")  # fmt: skip
-    metadata = {k: spec[k] for k in keys}
-    # `ganops generate` writes this family's files (MIDI, piano roll, WAV) through this hook
-    metadata["generate_with"] = "components.families.music.outputs:write_outputs"
-    return mlflow.pyfunc.log_model(
-        name="music",
-        python_model=str(MODEL_CODE),
-        artifacts={f: str(layout.models / f) for f in FILES},
-        code_paths=[str(COMPONENTS_DIR)],
+    metadata = {k: spec[k] for k in keys}  # "family": `ganops generate` finds its writer
+    return log_pyfunc(
+        layout,
+        name,
+        family_dir=Path(__file__).resolve().parent,
+        artifact="music",
+        files=FILES,
         signature=signature(),
         input_example=pd.DataFrame({"seed": [0, 1]}),
-        pip_requirements=requirements(),
         metadata=metadata,
-        registered_model_name=name,
+        requirements=requirements(),
     )
 
 
 def version_tags(metrics: dict, spec: dict, about: dict) -> dict[str, str]:
-    tags = {"family": "music", "arch": spec["arch"]}
-    for key in TAGS:
-        if isinstance(metrics.get(key), int | float):
-            tags[key] = f"{metrics[key]:.6f}"
-    return tags
+    return {"family": "music", "arch": spec["arch"]} | figure_tags(metrics, TAGS)
 
 
 def champion_fid(client, name: str, layout: Layout, run, champion):
-    v = f"v{champion.version}"
-    if champion.tags.get("dataset_hash") != run.data.tags.get("dataset_hash"):
-        return None, f"{v} was evaluated on another dataset; not comparable"
-    if "fd" not in champion.tags:
-        return None, f"{v} has no music figures; not comparable"
-    return float(champion.tags["fd"]), f"{v}, same dataset"
+    return recorded_figure(run, champion, "fd", what="music figures")
 
 
 def decide(cfg: RegisterConfig, metrics: dict, champion_fid):
@@ -123,13 +113,10 @@ def card(metrics: dict, tags: dict, params: dict, alias: str, reason: str) -> st
         rows.append(f"| {base} | " + " | ".join(
             f"{v:.4g}" if isinstance(v, int | float) else "-" for v in cells) + " |")  # fmt: skip
     keys = [k for k in sorted(params) if k.startswith(("train.", "evaluate.n_samples"))]
+    title = "ganops symbolic-music generator (MuseGAN line, G_ema)"
     return "\n".join(
         [
-            "# ganops symbolic-music generator (MuseGAN line, G_ema)",
-            f"**Decision:** `@{alias}`: {reason}",
-            "",
-            f"- dataset content hash: `{tags['dataset_hash']}`",
-            f"- git commit: `{tags['git_commit']}`, params hash `{tags['params_hash']}`",
+            *card_head(title, alias, reason, tags),
             "",
             "| metric | generated | real floor | random control | shuffled control |",
             "|---|---|---|---|---|",
@@ -137,8 +124,6 @@ def card(metrics: dict, tags: dict, params: dict, alias: str, reason: str) -> st
             f"| copy_rate | {metrics.get('copy_rate', float('nan')):.4g} | "
             f"{metrics.get('copy_rate_floor', float('nan')):.4g} | - | - |",
             "",
-            "| param | value |",
-            "|---|---|",
-            *[f"| {k} | {params[k]} |" for k in keys],
+            *param_table(params, keys),
         ]
     )

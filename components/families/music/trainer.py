@@ -25,10 +25,11 @@ from components.families.music.nets import Discriminator, Generator, binarize
 from components.families.music.options import MusicTrainConfig as TrainConfig
 from components.seeds import BATCH_STREAM_OFFSET, SAMPLE_GRID_OFFSET
 from components.train.loop import (
+    EmaGanTrainer,
     adam,
     autocast_context,
-    autocast_dtype,
     ema_beta,
+    grad_scaler,
     seed_everything,
     update_ema,
     wrap_for_run,
@@ -48,7 +49,7 @@ def render(rolls: np.ndarray, steps_per_bar: int) -> torch.Tensor:
     return torch.from_numpy(np.stack(pics)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
-class MusicTrainer:
+class MusicTrainer(EmaGanTrainer):
     stat_names = ("d_loss", "g_loss", "D_x", "D_G_z", "gp", "density")
     grid_rows = 2
 
@@ -64,9 +65,7 @@ class MusicTrainer:
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.opt_G = adam(self.G.parameters(), cfg.lr_g, cfg, device)
         self.opt_D = adam(self.D.parameters(), cfg.lr_d, cfg, device)
-        self.scaler = torch.amp.GradScaler(
-            device.type, enabled=autocast_dtype(cfg, device) == torch.float16
-        )
+        self.scaler = grad_scaler(cfg, device)
         self.d_loss_fn, self.g_loss_fn = LOSSES[cfg.loss]
         self.batch_gen = torch.Generator(device).manual_seed(cfg.seed + BATCH_STREAM_OFFSET)
         self.G_run = wrap_for_run(self.G, cfg, device, world)
@@ -83,19 +82,6 @@ class MusicTrainer:
     def modules(self) -> dict[str, torch.nn.Module]:
         return {"G": self.G, "D": self.D, "G_ema": self.G_ema}
 
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"G": self.opt_G, "D": self.opt_D}
-
-    def extra_state(self) -> dict:
-        return {"scaler": self.scaler.state_dict(), "batch_rng": self.batch_gen.get_state()}
-
-    def load_extra_state(self, state: dict) -> None:
-        self.scaler.load_state_dict(state["scaler"])
-        self.batch_gen.set_state(state["batch_rng"])
-
-    def probe_module(self) -> torch.nn.Module:
-        return self.G_ema
-
     def samples(self) -> torch.Tensor:
         rolls = (self.G_ema(self.fixed_z) > 0.5).to(torch.uint8).cpu().numpy()
         self._log_midi(rolls[:MIDI_SAMPLES])
@@ -104,12 +90,6 @@ class MusicTrainer:
     def real_samples(self) -> torch.Tensor:
         pick = np.linspace(0, len(self.reals) - 1, GRID_WINDOWS).round().astype(int)
         return render(self.reals[pick].cpu().numpy(), self.spec["steps_per_bar"])
-
-    def model_files(self, best_state: dict | None) -> dict[str, dict]:
-        files = {name: m.state_dict() for name, m in self.modules().items()}
-        if best_state is not None:
-            files["G_ema_last"], files["G_ema"] = files["G_ema"], best_state
-        return files
 
     def _log_midi(self, rolls: np.ndarray) -> None:
         """The sample windows as MIDI files, to the active MLflow run (none outside a run)."""

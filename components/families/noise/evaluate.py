@@ -8,7 +8,8 @@ from pathlib import Path
 from components.config import EvaluateConfig
 from components.dataset import load_dataset
 from components.evaluate.features import load_or_train_classifier
-from components.evaluate.stage import evaluate, load_g_ema
+from components.evaluate.stage import evaluate
+from components.families.noise.nets import load_model_dir
 from components.layout import Layout
 
 
@@ -18,7 +19,7 @@ def score_generator(cfg: EvaluateConfig, layout: Layout, folder: Path) -> tuple[
 
     data = load_dataset(layout)
     net, clf_acc = load_or_train_classifier(cfg, layout, data)
-    G, _spec = load_g_ema(layout.models)
+    G, _spec = load_model_dir(layout.models)  # G_ema and its spec
     metrics, sets = evaluate(cfg, data, G, net, floor_cache=layout.classifier_cache)
     if clf_acc is not None:
         metrics["classifier_acc"] = clf_acc

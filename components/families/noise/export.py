@@ -9,7 +9,8 @@ def export_module(model_dir: Path, spec: dict, direction: str):
     import torch
 
     from components.families.model_files import require
-    from components.families.noise.nets import latents, load_generator
+    from components.families.noise.nets import load_generator
+    from components.seeds import latents
 
     G = load_generator(require(model_dir, "G_ema.safetensors"), spec)
 

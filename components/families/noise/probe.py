@@ -46,7 +46,7 @@ class Probe:
         self.ref_feats, _ = predict(self.net, np.ascontiguousarray(images[idx]))
         self.ref_spread = self._spread(self.ref_feats)
         self.labels = torch.as_tensor(labels[idx]) if num_classes else None
-        from components.families.noise.nets import latents
+        from components.seeds import latents
 
         self.z = latents(probe_latent_seeds(len(idx)), z_dim)  # fixed for the whole run
 

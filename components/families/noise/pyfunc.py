@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from components.families.noise.nets import GENERATOR_FILES, latents, load_model_dir
+from components.families.noise.nets import GENERATOR_FILES, load_model_dir
 from components.images import to_uint8
+from components.seeds import latents
 
 ARTIFACTS = GENERATOR_FILES
 

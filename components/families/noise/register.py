@@ -10,10 +10,7 @@ import numpy as np
 from components.families.noise import SPEC_FILE
 from components.families.noise.options import NoiseRegisterConfig as RegisterConfig
 from components.layout import Layout
-from components.register import compare, pip_requirements
-
-MODEL_CODE = Path(__file__).resolve().parent / "pyfunc_model.py"  # models from code: no pickle
-COMPONENTS_DIR = Path(__file__).resolve().parents[2]  # shipped as code_paths
+from components.register import card_head, compare, log_pyfunc, param_table, require_metrics
 
 
 def gate_failures(cfg: RegisterConfig, metrics: dict) -> list[str]:
@@ -83,7 +80,6 @@ def champion_fid(client, name: str, layout: Layout, run, champion) -> tuple[floa
 
 def log_generator(layout: Layout, spec: dict, name: str):
     """Log G_ema as a pyfunc into the active run and register it; returns the ModelInfo."""
-    import mlflow
     import pandas as pd
 
     from components.families.noise.nets import GENERATOR_FILES
@@ -93,18 +89,17 @@ def log_generator(layout: Layout, spec: dict, name: str):
         if spec["num_classes"]
         else pd.DataFrame({"seed": [0, 1]})
     )
-    return mlflow.pyfunc.log_model(
-        name="generator",
-        python_model=str(MODEL_CODE),
-        artifacts={a: str(layout.models / a) for a in GENERATOR_FILES},
-        code_paths=[str(COMPONENTS_DIR)],
+    keys = ("num_classes", "class_names", "channels", "image_size", "z_dim")
+    metadata = {"family": "noise"} | {k: spec[k] for k in keys}  # `ganops generate` reads family
+    return log_pyfunc(
+        layout,
+        name,
+        family_dir=Path(__file__).resolve().parent,
+        artifact="generator",
+        files=GENERATOR_FILES,
         signature=model_signature(spec),
         input_example=example,
-        pip_requirements=pip_requirements(),
-        metadata={
-            k: spec[k] for k in ("num_classes", "class_names", "channels", "image_size", "z_dim")
-        },
-        registered_model_name=name,
+        metadata=metadata,
     )
 
 
@@ -146,20 +141,13 @@ def model_card(metrics: dict, tags: dict, params: dict, alias: str, reason: str)
     )
     return "\n".join(
         [
-            "# ganops generator (G_ema)",
-            f"**Decision:** `@{alias}`: {reason}",
-            "",
-            f"- dataset content hash: `{tags['dataset_hash']}`",
-            f"- dataset DVC md5: `{tags['dataset_dvc_md5']}`",
-            f"- git commit: `{tags['git_commit']}`, params hash `{tags['params_hash']}`",
+            *card_head("ganops generator (G_ema)", alias, reason, tags, dvc_md5=True),
             "",
             "| metric | value | real-vs-real floor |",
             "|---|---|---|",
             *rows,
             "",
-            "| param | value |",
-            "|---|---|",
-            *[f"| {k} | {params[k]} |" for k in keys if k in params],
+            *param_table(params, [k for k in keys if k in params]),
         ]
     )
 
@@ -168,14 +156,9 @@ def model_card(metrics: dict, tags: dict, params: dict, alias: str, reason: str)
 
 
 def read_model(layout, metrics: dict):
-    from components.errors import DataError
     from components.layout import read_json
 
-    if "fid" not in metrics:
-        raise DataError(
-            "reports/metrics.json holds no generator metrics (fid ...); "
-            "run `ganops stage evaluate` on this generator"
-        )
+    require_metrics(metrics, "fid", "generator metrics (fid ...)", subject="generator")
     return read_json(layout.models / SPEC_FILE), {}
 
 

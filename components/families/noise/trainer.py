@@ -31,12 +31,13 @@ from components.families.noise.options import arch_size_error
 from components.seeds import BATCH_STREAM_OFFSET, SAMPLE_GRID_OFFSET, rank_seed
 from components.train.loop import (
     Callbacks,
+    EmaGanTrainer,
     TrainState,
     adam,
     autocast_context,
-    autocast_dtype,
     ema_beta,
     fit,
+    grad_scaler,
     pick_device,
     seed_everything,
     update_ema,
@@ -89,7 +90,7 @@ def fixed_inputs(cfg: TrainConfig, num_classes: int, device: torch.device, per_c
     return z.to(device), (c.to(device) if c is not None else None)
 
 
-class GanFamily:
+class GanFamily(EmaGanTrainer):
     """G, D and G_ema with their optimisers; `step()` is one iteration of the paper's loop."""
 
     stat_names = ("d_loss", "g_loss", "D_x", "D_G_z", "d_grad_norm", "g_grad_norm")
@@ -116,9 +117,7 @@ class GanFamily:
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.opt_G = adam(self.G.parameters(), cfg.lr_g, cfg, device)
         self.opt_D = adam(self.D.parameters(), cfg.lr_d, cfg, device)
-        self.scaler = torch.amp.GradScaler(
-            device.type, enabled=autocast_dtype(cfg, device) == torch.float16
-        )
+        self.scaler = grad_scaler(cfg, device)
         # the batch stream: the same on every rank (each keeps its slice), checkpointed
         self.batch_gen = torch.Generator(device).manual_seed(cfg.seed + BATCH_STREAM_OFFSET)
         seed_everything(rank_seed(cfg.seed, rank))  # augmentation differs per rank
@@ -149,39 +148,25 @@ class GanFamily:
     def modules(self) -> dict[str, torch.nn.Module]:
         return {"G": self.G, "D": self.D, "G_ema": self.G_ema}
 
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"G": self.opt_G, "D": self.opt_D}
-
     def extra_state(self) -> dict:
-        state = {"scaler": self.scaler.state_dict(), "batch_rng": self.batch_gen.get_state()}
+        state = super().extra_state()
         if self.ada:
             state["ada"] = {"p": self.ada_p, "r_t": self.ada_r_t, "signs": self.ada_signs}
         return state
 
     def load_extra_state(self, state: dict) -> None:
-        self.scaler.load_state_dict(state["scaler"])
-        self.batch_gen.set_state(state["batch_rng"])
+        super().load_extra_state(state)
         if self.ada:
             ada = {k: v.to(self.device) for k, v in state["ada"].items()}
             self.ada_p, self.ada_r_t, self.ada_signs = ada["p"], ada["r_t"], ada["signs"]
             if self.rank != 0:  # the checkpoint holds rank 0's partial interval sums only:
                 self.ada_signs.zero_()  # every rank loading them would count them world times
 
-    def probe_module(self) -> torch.nn.Module:
-        return self.G_ema
-
     def samples(self) -> torch.Tensor:
         return self.G_ema(self.fixed_z, self.fixed_c)
 
     def real_samples(self) -> torch.Tensor:
         return self.reals[: len(self.fixed_z)]
-
-    def model_files(self, best_state: dict | None) -> dict[str, dict]:
-        """G, D and G_ema: the probe's best G_ema, its last state as G_ema_last."""
-        files = {name: m.state_dict() for name, m in self.modules().items()}
-        if best_state is not None:
-            files["G_ema_last"], files["G_ema"] = files["G_ema"], best_state
-        return files
 
     # -- one iteration ----------------------------------------------------------------------------
     def aug(self, x: torch.Tensor) -> torch.Tensor:

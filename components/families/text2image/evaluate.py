@@ -58,9 +58,8 @@ def load_generator(models: Path):
 @torch.no_grad()
 def draw(G, sentences: torch.Tensor, seed: int) -> np.ndarray:
     """One uint8 image per sentence vector, z seeded per row (the same seed, the same image)."""
-    from components.families.noise.nets import latents
     from components.images import to_uint8
-    from components.seeds import latent_seeds
+    from components.seeds import latent_seeds, latents
 
     z = latents(latent_seeds(seed, len(sentences)), G.z_dim)  # (N, z_dim)
     out = [
@@ -302,8 +301,8 @@ def caption_grid(G, text, tokens, texts, seed: int, path: Path, seeds: int = 8) 
 
     s = encode_sentences(text, tokens).repeat_interleave(seeds, dim=0)
     z_seed = np.tile(np.arange(seeds), len(tokens))
-    from components.families.noise.nets import latents
     from components.images import to_uint8
+    from components.seeds import latents
 
     imgs = to_uint8(G(latents(seed + z_seed, G.z_dim), s))  # (rows * seeds, C, S, S)
     size, label_w = G.image_size * 2, 260

@@ -20,8 +20,8 @@ class TokensToImage(torch.nn.Module):
 
 
 def export_module(model_dir: Path, spec: dict, direction: str):
-    from components.families.noise.nets import latents
     from components.families.text2image.evaluate import load_generator
+    from components.seeds import latents
 
     G, text, spec, vocab = load_generator(model_dir)
     net = TokensToImage(text, G).eval()

@@ -52,8 +52,8 @@ class Text2ImageModel(mlflow.pyfunc.PythonModel):
         )
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> np.ndarray:
-        from components.families.noise.nets import latents
         from components.images import to_uint8
+        from components.seeds import latents
 
         if "text" not in model_input.columns:
             raise ValueError("input needs a string column 'text' (and optionally 'seed')")

@@ -8,14 +8,19 @@ from pathlib import Path
 
 import numpy as np
 
-from components.errors import DataError
 from components.families.text2image.options import SPEC_FILE
 from components.families.text2image.options import Text2ImageRegisterConfig as RegisterConfig
 from components.layout import Layout, read_json
-from components.register import compare, pip_requirements
+from components.register import (
+    card_head,
+    compare,
+    figure_tags,
+    log_pyfunc,
+    param_table,
+    recorded_figure,
+    require_metrics,
+)
 
-MODEL_CODE = Path(__file__).resolve().parent / "pyfunc_model.py"  # models from code: no pickle
-COMPONENTS_DIR = Path(__file__).resolve().parents[2]  # shipped as code_paths
 FILES = (SPEC_FILE, "vocab.json", "G_ema.safetensors", "text_encoder.safetensors")
 TAGS = (
     "fid", "fid_floor", "fid_ratio", "r_precision", "r_precision_ceiling", "r_precision_shuffled",
@@ -61,45 +66,33 @@ def signature():
 
 
 def read_model(layout: Layout, metrics: dict):
-    if "r_precision" not in metrics:
-        raise DataError(
-            "reports/metrics.json holds no text-to-image metrics (r_precision ...); "
-            "run `ganops stage evaluate` on this model"
-        )
+    require_metrics(metrics, "r_precision", "text-to-image metrics (r_precision ...)")
     return read_json(layout.models / SPEC_FILE), {}
 
 
 def log_model(layout: Layout, spec: dict, about: dict, name: str):
-    import mlflow
     import pandas as pd
 
-    keys = ("arch", "channels", "image_size", "z_dim", "max_words", "panel")
-    return mlflow.pyfunc.log_model(
-        name="text2image",
-        python_model=str(MODEL_CODE),
-        artifacts={f: str(layout.models / f) for f in FILES},
-        code_paths=[str(COMPONENTS_DIR)],
+    keys = ("family", "arch", "channels", "image_size", "z_dim", "max_words", "panel")
+    example = pd.DataFrame({"text": [spec["panel"][0], spec["panel"][-1]], "seed": [0, 1]})
+    return log_pyfunc(
+        layout,
+        name,
+        family_dir=Path(__file__).resolve().parent,
+        artifact="text2image",
+        files=FILES,
         signature=signature(),
-        input_example=pd.DataFrame({"text": [spec["panel"][0], spec["panel"][-1]], "seed": [0, 1]}),
-        pip_requirements=pip_requirements(),
+        input_example=example,
         metadata={k: spec[k] for k in keys},
-        registered_model_name=name,
     )
 
 
 def version_tags(metrics: dict, spec: dict, about: dict) -> dict[str, str]:
-    tags = {"family": "text2image", "arch": spec["arch"]}
-    for key in TAGS:
-        if isinstance(metrics.get(key), int | float):
-            tags[key] = f"{metrics[key]:.6f}"
-    return tags
+    return {"family": "text2image", "arch": spec["arch"]} | figure_tags(metrics, TAGS)
 
 
 def champion_fid(client, name: str, layout: Layout, run, champion):
-    v = f"v{champion.version}"
-    if champion.tags.get("dataset_hash") != run.data.tags.get("dataset_hash"):
-        return None, f"{v} was evaluated on another dataset; not comparable"
-    return float(champion.tags["fid"]), f"{v}, same dataset"
+    return recorded_figure(run, champion, "fid")
 
 
 def decide(cfg: RegisterConfig, metrics: dict, champion_fid):
@@ -109,20 +102,15 @@ def decide(cfg: RegisterConfig, metrics: dict, champion_fid):
 def card(metrics: dict, tags: dict, params: dict, alias: str, reason: str) -> str:
     rows = [f"| {k} | {metrics[k]:.4g} |" for k in TAGS if isinstance(metrics.get(k), int | float)]
     keys = [k for k in sorted(params) if k.startswith(("train.", "evaluate.n_samples"))]
+    title = "ganops text-to-image generator (G_ema + its sentence encoder)"
     return "\n".join(
         [
-            "# ganops text-to-image generator (G_ema + its sentence encoder)",
-            f"**Decision:** `@{alias}`: {reason}",
-            "",
-            f"- dataset content hash: `{tags['dataset_hash']}`",
-            f"- git commit: `{tags['git_commit']}`, params hash `{tags['params_hash']}`",
+            *card_head(title, alias, reason, tags),
             "",
             "| metric | value |",
             "|---|---|",
             *rows,
             "",
-            "| param | value |",
-            "|---|---|",
-            *[f"| {k} | {params[k]} |" for k in keys],
+            *param_table(params, keys),
         ]
     )

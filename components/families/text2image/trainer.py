@@ -24,10 +24,11 @@ from components.families.text2image.nets import Discriminator, Generator, matchi
 from components.families.text2image.options import Text2ImageTrainConfig as TrainConfig
 from components.seeds import BATCH_STREAM_OFFSET, SAMPLE_GRID_OFFSET
 from components.train.loop import (
+    EmaGanTrainer,
     adam,
     autocast_context,
-    autocast_dtype,
     ema_beta,
+    grad_scaler,
     seed_everything,
     update_ema,
     use_channels_last,
@@ -38,7 +39,7 @@ PANEL_CAPTIONS = 8  # rows of the sample grid: fixed test captions
 PANEL_SEEDS = 8  # columns: fixed z per caption
 
 
-class Text2ImageTrainer:
+class Text2ImageTrainer(EmaGanTrainer):
     """G, D and G_ema with their optimisers, the frozen sentence vectors of the train captions."""
 
     stat_names = ("d_loss", "g_loss", "D_x", "D_G_z", "D_mismatch", "ma_gp")
@@ -71,9 +72,7 @@ class Text2ImageTrainer:
         # DF-GAN's Adam: betas (0.0, 0.9); ours come from train.beta1/beta2
         self.opt_G = adam(self.G.parameters(), cfg.lr_g, cfg, device)
         self.opt_D = adam(self.D.parameters(), cfg.lr_d, cfg, device)
-        self.scaler = torch.amp.GradScaler(
-            device.type, enabled=autocast_dtype(cfg, device) == torch.float16
-        )
+        self.scaler = grad_scaler(cfg, device)
         self.batch_gen = torch.Generator(device).manual_seed(cfg.seed + BATCH_STREAM_OFFSET)
         self.G_run = wrap_for_run(self.G, cfg, device, world)
         self.D_run = wrap_for_run(self.D, cfg, device, world)
@@ -94,31 +93,11 @@ class Text2ImageTrainer:
     def modules(self) -> dict[str, torch.nn.Module]:
         return {"G": self.G, "D": self.D, "G_ema": self.G_ema, "text_encoder": self.text_encoder}
 
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"G": self.opt_G, "D": self.opt_D}
-
-    def extra_state(self) -> dict:
-        return {"scaler": self.scaler.state_dict(), "batch_rng": self.batch_gen.get_state()}
-
-    def load_extra_state(self, state: dict) -> None:
-        self.scaler.load_state_dict(state["scaler"])
-        self.batch_gen.set_state(state["batch_rng"])
-
-    def probe_module(self) -> torch.nn.Module:
-        return self.G_ema
-
     def samples(self) -> torch.Tensor:
         return self.G_ema(self.fixed_z, self.fixed_s)
 
     def real_samples(self) -> torch.Tensor:
         return self.reals[: len(self.fixed_z)]
-
-    def model_files(self, best_state: dict | None) -> dict[str, dict]:
-        """G, D, G_ema (the probe's best; its last state as G_ema_last) and the text encoder."""
-        files = {name: m.state_dict() for name, m in self.modules().items()}
-        if best_state is not None:
-            files["G_ema_last"], files["G_ema"] = files["G_ema"], best_state
-        return files
 
     # -- one iteration ----------------------------------------------------------------------------
     def next_batch(self):

@@ -12,11 +12,14 @@ from components.errors import DataError
 from components.families.translation.nets import SPEC_FILE
 from components.families.translation.options import TranslationRegisterConfig as RegisterConfig
 from components.layout import Layout, read_json
-from components.register import compare, pip_requirements
-
-MODEL_CODE = Path(__file__).resolve().parent / "pyfunc_model.py"  # models from code: no pickle
-COMPONENTS_DIR = Path(__file__).resolve().parents[2]  # shipped as code_paths
-
+from components.register import (
+    card_head,
+    compare,
+    log_pyfunc,
+    param_table,
+    pip_requirements,
+    recorded_figure,
+)
 
 # per-direction metric of reports/metrics.json -> the register key of its lower bound
 TRANSLATOR_GATES = {
@@ -99,10 +102,7 @@ def decide_translator(
 def translator_champion_fid(client, name: str, run, champion) -> tuple[float | None, str]:
     """The champion's recorded mean FID when it was evaluated on the same dataset; (None, why)
     when it is not comparable (it is kept then)."""
-    v = f"v{champion.version}"
-    if champion.tags.get("dataset_hash") != run.data.tags.get("dataset_hash"):
-        return None, f"{v} was evaluated on another dataset; not comparable"
-    return float(champion.tags["fid"]), f"{v}, same dataset"
+    return recorded_figure(run, champion, "fid")
 
 
 def translator_signature():
@@ -131,27 +131,26 @@ def log_translator(layout: Layout, spec: dict, about: dict, name: str):
     """Log the translator's generators as a pyfunc into the active run and register it."""
     from importlib.metadata import version
 
-    import mlflow
-
     from components.families.translation.nets import SPEC_FILE, WEIGHTS
     from components.families.translation.translate import directions_of
 
     files = [SPEC_FILE] + [WEIGHTS[d] for d in directions_of(spec)]
-    return mlflow.pyfunc.log_model(
-        name="translator",
-        python_model=str(MODEL_CODE),
-        artifacts={f: str(layout.models / f) for f in files},
-        code_paths=[str(COMPONENTS_DIR)],
+    metadata = {
+        **spec,
+        "directions": list(directions_of(spec)),
+        "kind": about.get("kind", "unknown"),
+        "class_names": about.get("class_names", []),
+    }
+    return log_pyfunc(
+        layout,
+        name,
+        family_dir=Path(__file__).resolve().parent,
+        artifact="translator",
+        files=files,
         signature=translator_signature(),
         input_example=translator_example(spec),
-        pip_requirements=pip_requirements() + [f"pillow=={version('pillow')}"],
-        metadata={
-            **spec,
-            "directions": list(directions_of(spec)),
-            "kind": about.get("kind", "unknown"),
-            "class_names": about.get("class_names", []),
-        },
-        registered_model_name=name,
+        metadata=metadata,
+        requirements=pip_requirements() + [f"pillow=={version('pillow')}"],
     )
 
 
@@ -175,23 +174,17 @@ def translator_card(metrics: dict, tags: dict, params: dict, alias: str, reason:
         if k.startswith(("train.translation.", "evaluate."))
         or k in ("train.arch", "train.kimg", "train.batch_size", "train.seed")
     ]
+    title = f"ganops translator ({tags['arch']}, {tags['kind']}, {tags['directions']})"
     return "\n".join(
         [
-            f"# ganops translator ({tags['arch']}, {tags['kind']}, {tags['directions']})",
-            f"**Decision:** `@{alias}`: {reason}",
-            "",
-            f"- dataset content hash: `{tags['dataset_hash']}`",
-            f"- dataset DVC md5: `{tags['dataset_dvc_md5']}`",
-            f"- git commit: `{tags['git_commit']}`, params hash `{tags['params_hash']}`",
+            *card_head(title, alias, reason, tags, dvc_md5=True),
             f"- mean FID over directions: {tags['fid']} (floor {tags['fid_floor']})",
             "",
             "| metric | " + " | ".join(dirs) + " |",
             "|---|" + "---|" * len(dirs),
             *rows,
             "",
-            "| param | value |",
-            "|---|---|",
-            *[f"| {k} | {params[k]} |" for k in keys],
+            *param_table(params, keys),
         ]
     )
 

@@ -9,23 +9,25 @@ import json
 from pathlib import Path
 
 from components.errors import GanopsError
-from components.layout import atomic_dir, write_json
+from components.generate import Request, manifest_head, plan_labels, write_manifest
+from components.layout import atomic_dir
 from components.seeds import latent_seeds
 
 
-def generate_clips(model, model_uri: str, n: int, out: Path, label, balanced, seed, spec) -> dict:
+def generate(model, model_uri: str, request: Request, out: Path) -> dict:
     import pandas as pd
 
     from components.families.video.clipfiles import save_gif, save_strip
-    from components.generate import plan_labels, resolve_version
 
     if out.suffix == ".npz":
         raise GanopsError("--out: a video model writes a folder of GIFs (a clip dataset)")
+    spec = model.metadata.metadata or {}
+    n, label = request.n, request.label
     k = int(spec.get("num_classes", 0))
     names = spec.get("class_names") or [str(i) for i in range(k)]
     # a conditional video model draws every class in turn unless --label names one
-    labels = plan_labels(n, k, label, balanced or (k > 0 and label is None))
-    seeds = latent_seeds(seed, n)
+    labels = plan_labels(n, k, label, request.balanced or (k > 0 and label is None))
+    seeds = latent_seeds(request.seed, n)
     frame = {"seed": seeds} | ({"label": labels} if labels is not None else {})
     clips = model.predict(pd.DataFrame(frame))  # uint8 (N, T, C, S, S)
     with atomic_dir(out) as tmp:
@@ -38,15 +40,16 @@ def generate_clips(model, model_uri: str, n: int, out: Path, label, balanced, se
             row["label"] = names[int(labels[i])] if labels is not None else None
             lines.append(json.dumps(row))
         (tmp / "metadata.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    manifest = {
-        "model_uri": model_uri,
-        "model_version": resolve_version(model_uri),
-        "model_run_id": model.metadata.run_id,
-        "n_clips": n,
-        "clip_shape": list(clips.shape[1:]),
-        "seed": seed,
-        "class_names": names,
-        "labels": label if label is not None else ("balanced" if k else None),
-    }
-    write_json(out.parent / f"{out.name}.manifest.json", manifest)
+    manifest = (
+        manifest_head(model, model_uri)
+        | {
+            "n_images": n,  # clips (the CLI's count)
+            "n_clips": n,
+            "clip_shape": list(clips.shape[1:]),
+            "seed": request.seed,
+            "class_names": names,
+            "labels": label if label is not None else ("balanced" if k else None),
+        }
+    )
+    write_manifest(out, manifest)
     return manifest

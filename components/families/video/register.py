@@ -8,14 +8,19 @@ from pathlib import Path
 
 import numpy as np
 
-from components.errors import DataError
 from components.families.video.options import SPEC_FILE
 from components.families.video.options import VideoRegisterConfig as RegisterConfig
 from components.layout import Layout, read_json
-from components.register import compare, pip_requirements
+from components.register import (
+    card_head,
+    compare,
+    figure_tags,
+    log_pyfunc,
+    param_table,
+    recorded_figure,
+    require_metrics,
+)
 
-MODEL_CODE = Path(__file__).resolve().parent / "pyfunc_model.py"  # models from code: no pickle
-COMPONENTS_DIR = Path(__file__).resolve().parents[2]  # shipped as code_paths
 FILES = (SPEC_FILE, "G_ema.safetensors")
 TAGS = (
     "video_fd", "video_fd_floor", "video_fd_ratio", "video_fd_shuffled", "video_fd_frozen",
@@ -62,48 +67,34 @@ def signature():
 
 
 def read_model(layout: Layout, metrics: dict):
-    if "video_fd" not in metrics:
-        raise DataError(
-            "reports/metrics.json holds no video metrics (video_fd ...); "
-            "run `ganops stage evaluate` on this model"
-        )
+    require_metrics(metrics, "video_fd", "video metrics (video_fd ...)")
     return read_json(layout.models / SPEC_FILE), {}
 
 
 def log_model(layout: Layout, spec: dict, about: dict, name: str):
-    import mlflow
     import pandas as pd
 
     keys = ("arch", "channels", "image_size", "frames", "num_classes", "class_names")
     example = {"seed": [0, 1]} | ({"label": [0, 0]} if spec["num_classes"] else {})
-    return mlflow.pyfunc.log_model(
-        name="video",
-        python_model=str(MODEL_CODE),
-        artifacts={f: str(layout.models / f) for f in FILES},
-        code_paths=[str(COMPONENTS_DIR)],
+    metadata = {"family": "video"} | {k: spec[k] for k in keys}
+    return log_pyfunc(
+        layout,
+        name,
+        family_dir=Path(__file__).resolve().parent,
+        artifact="video",
+        files=FILES,
         signature=signature(),
         input_example=pd.DataFrame(example),
-        pip_requirements=pip_requirements(),
-        metadata={"family": "video"} | {k: spec[k] for k in keys},
-        registered_model_name=name,
+        metadata=metadata,
     )
 
 
 def version_tags(metrics: dict, spec: dict, about: dict) -> dict[str, str]:
-    tags = {"family": "video", "arch": spec["arch"]}
-    for key in TAGS:
-        if isinstance(metrics.get(key), int | float):
-            tags[key] = f"{metrics[key]:.6f}"
-    return tags
+    return {"family": "video", "arch": spec["arch"]} | figure_tags(metrics, TAGS)
 
 
 def champion_fid(client, name: str, layout: Layout, run, champion):
-    v = f"v{champion.version}"
-    if champion.tags.get("dataset_hash") != run.data.tags.get("dataset_hash"):
-        return None, f"{v} was evaluated on another dataset; not comparable"
-    if "video_fd" not in champion.tags:
-        return None, f"{v} has no video_fd; not comparable"
-    return float(champion.tags["video_fd"]), f"{v}, same dataset"
+    return recorded_figure(run, champion, "video_fd")
 
 
 def decide(cfg: RegisterConfig, metrics: dict, champion_fid):
@@ -113,23 +104,18 @@ def decide(cfg: RegisterConfig, metrics: dict, champion_fid):
 def card(metrics: dict, tags: dict, params: dict, alias: str, reason: str) -> str:
     rows = [f"| {k} | {metrics[k]:.4g} |" for k in TAGS if isinstance(metrics.get(k), int | float)]
     keys = [k for k in sorted(params) if k.startswith(("train.", "evaluate.n_samples"))]
+    note = (
+        "video_fd: Fréchet distance in a small 3-D CNN trained on the real train clips "
+        "(an offline stand-in for FVD, not FVD)."
+    )
     return "\n".join(
         [
-            "# ganops video generator (G_ema)",
-            f"**Decision:** `@{alias}`: {reason}",
-            "",
-            "video_fd: Fréchet distance in a small 3-D CNN trained on the real train clips "
-            "(an offline stand-in for FVD, not FVD).",
-            "",
-            f"- dataset content hash: `{tags['dataset_hash']}`",
-            f"- git commit: `{tags['git_commit']}`, params hash `{tags['params_hash']}`",
+            *card_head("ganops video generator (G_ema)", alias, reason, tags, note=note),
             "",
             "| metric | value |",
             "|---|---|",
             *rows,
             "",
-            "| param | value |",
-            "|---|---|",
-            *[f"| {k} | {params[k]} |" for k in keys],
+            *param_table(params, keys),
         ]
     )

@@ -29,10 +29,11 @@ from components.families.video.nets import (
 from components.families.video.options import VideoTrainConfig as TrainConfig
 from components.seeds import BATCH_STREAM_OFFSET, SAMPLE_GRID_OFFSET
 from components.train.loop import (
+    EmaGanTrainer,
     adam,
     autocast_context,
-    autocast_dtype,
     ema_beta,
+    grad_scaler,
     seed_everything,
     update_ema,
     wrap_for_run,
@@ -42,7 +43,7 @@ from components.train.losses import LOSSES, r1_penalty
 SAMPLE_CLIPS = 8  # rows of the sample strips / clips of the sample GIF
 
 
-class VideoTrainer:
+class VideoTrainer(EmaGanTrainer):
     stat_names = ("d_loss", "g_loss", "D_img_x", "D_img_G_z", "D_vid_x", "D_vid_G_z", "r1")
 
     def __init__(
@@ -70,9 +71,7 @@ class VideoTrainer:
         self.opt_G = adam(self.G.parameters(), cfg.lr_g, cfg, device)
         d_params = [*self.D_image.parameters(), *self.D_video.parameters()]
         self.opt_D = adam(d_params, cfg.lr_d, cfg, device)
-        self.scaler = torch.amp.GradScaler(
-            device.type, enabled=autocast_dtype(cfg, device) == torch.float16
-        )
+        self.scaler = grad_scaler(cfg, device)
         self.batch_gen = torch.Generator(device).manual_seed(cfg.seed + BATCH_STREAM_OFFSET)
         self.G_run = wrap_for_run(self.G, cfg, device, world)
         self.Di_run = wrap_for_run(self.D_image, cfg, device, world)
@@ -93,19 +92,6 @@ class VideoTrainer:
     # -- what the schedule asks for -------------------------------------------------------------
     def modules(self) -> dict[str, torch.nn.Module]:
         return {"G": self.G, "D_image": self.D_image, "D_video": self.D_video, "G_ema": self.G_ema}
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"G": self.opt_G, "D": self.opt_D}
-
-    def extra_state(self) -> dict:
-        return {"scaler": self.scaler.state_dict(), "batch_rng": self.batch_gen.get_state()}
-
-    def load_extra_state(self, state: dict) -> None:
-        self.scaler.load_state_dict(state["scaler"])
-        self.batch_gen.set_state(state["batch_rng"])
-
-    def probe_module(self) -> torch.nn.Module:
-        return self.G_ema
 
     def _flat(self, clips: torch.Tensor) -> torch.Tensor:
         return clips.reshape(-1, *clips.shape[2:])
@@ -138,12 +124,6 @@ class VideoTrainer:
         shutil.copyfile(path, self.samples_dir / "latest.gif")
         if mlflow.active_run() is not None:
             mlflow.log_artifact(str(path), artifact_path="samples")
-
-    def model_files(self, best_state: dict | None) -> dict[str, dict]:
-        files = {name: m.state_dict() for name, m in self.modules().items()}
-        if best_state is not None:
-            files["G_ema_last"], files["G_ema"] = files["G_ema"], best_state
-        return files
 
     # -- one iteration ----------------------------------------------------------------------------
     def next_batch(self):

@@ -4,7 +4,9 @@
                 self-attention, assert_shape, DCGAN's initialisation
     dcgan.py    dcgan and sagan G and D (28, 32, 64 px)
     resnet.py   SNGAN/BigGAN residual G and D (32-256 px) and their width table
-    build.py    G and D from their specs, G from disk (load_model_dir), z from seeds (latents)
+    build.py    G and D from their specs, G from disk (load_model_dir)
+
+z from seeds: components.seeds.latents (every family's G draws from it).
 
 Only torch (and safetensors, on load) is imported here: the registered pyfunc ships components/
 and loads G with its minimal requirements, so nothing here may import components.config; the
@@ -16,7 +18,6 @@ from components.families.noise.nets.build import (
     GENERATOR_FILES,
     build_discriminator,
     build_generator,
-    latents,
     load_generator,
     load_model_dir,
 )
@@ -76,7 +77,6 @@ __all__ = [
     "build_generator",
     "g_norm",
     "init_weights",
-    "latents",
     "load_generator",
     "load_model_dir",
     "resnet_mult",

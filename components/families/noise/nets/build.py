@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from components.families.noise.nets.dcgan import Discriminator, Generator
@@ -57,19 +56,3 @@ def load_model_dir(folder: str | Path) -> tuple[nn.Module, dict]:
         raise DataError(f"{folder}: no {' or '.join(missing)}; not a ganops generator")
     spec = json.loads(found[SPEC_FILE].read_text())
     return load_generator(found["G_ema.safetensors"], spec), spec
-
-
-def latents(seeds, z_dim: int, truncation: float = 1.0) -> torch.Tensor:
-    """One z per seed, drawn on its own generator: the image of a seed never depends on the batch.
-
-    truncation < 1 resamples |z| > truncation (the truncation trick): less variety, cleaner images.
-    """
-    rows = []
-    for seed in seeds:
-        gen = torch.Generator().manual_seed(int(seed))
-        z = torch.randn(1, z_dim, generator=gen)
-        if truncation < 1.0:
-            while (bad := z.abs() > truncation).any():
-                z[bad] = torch.randn(int(bad.sum()), generator=gen)
-        rows.append(z)
-    return torch.cat(rows)  # (N, z_dim)

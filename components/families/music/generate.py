@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from components.errors import GanopsError
-from components.layout import atomic_dir, write_json
+from components.generate import Request, manifest_head, write_manifest
+from components.layout import atomic_dir
 from components.seeds import latent_seeds
 
 
-def write_outputs(model, model_uri: str, n: int, out: Path, seed: int) -> dict:
+def generate(model, model_uri: str, request: Request, out: Path) -> dict:
     import pandas as pd
 
     from components.datakinds.scores.roll import (
@@ -23,8 +24,9 @@ def write_outputs(model, model_uri: str, n: int, out: Path, seed: int) -> dict:
         synthesize,
         wav_bytes,
     )
-    from components.generate import resolve_version
 
+    request.unconditional()
+    n, seed = request.n, request.seed
     if out.suffix == ".npz":
         raise GanopsError("--out: a music model writes a folder (.mid, .png, .wav per window)")
     spec = model.metadata.metadata or {}
@@ -47,14 +49,11 @@ def write_outputs(model, model_uri: str, n: int, out: Path, seed: int) -> dict:
                    "audio": f"{stem}.wav"}  # fmt: skip
             lines.append(json.dumps(row))
         (tmp / "metadata.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    manifest = {
-        "model_uri": model_uri,
-        "model_version": resolve_version(model_uri),
-        "model_run_id": model.metadata.run_id,
+    manifest = manifest_head(model, model_uri) | {
         "n_images": n,  # windows (the CLI's count)
         "n_midi": n,
         "seed": seed,
         "audio": "pure-numpy additive synthesiser (components/datakinds/scores/roll.py)",
     }
-    write_json(out.parent / f"{out.name}.manifest.json", manifest)
+    write_manifest(out, manifest)
     return manifest
