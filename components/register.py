@@ -200,10 +200,25 @@ def run(cfg: RegisterConfig, layout: Layout) -> dict:
     client = MlflowClient()
     run_id = tracking.train_run_id(layout)
     name = cfg.model_name
-    with mlflow.start_run(run_id=run_id):
-        mlflow.log_params({f"register.{k}": v for k, v in cfg.model_dump().items()})
-        info = family.log_model(layout, spec, about, name)
-    version = str(info.registered_model_version)
+    version = registered_from(client, name, run_id)
+    if version is None:
+        with mlflow.start_run(run_id=run_id):
+            mlflow.log_params({f"register.{k}": v for k, v in cfg.model_dump().items()})
+            info = family.log_model(layout, spec, about, name)
+        version = str(info.registered_model_version)
+    elif (decided := client.get_model_version(name, version).tags).get("decision"):
+        # a retried or repeated register of the same training run: its version, as decided
+        decision = {
+            "action": "register",
+            "model_name": name,
+            "version": version,
+            "alias": decided["decision"],
+            "reason": f"already registered from run {run_id}: {decided['decision_reason']}",
+            "metrics": metrics,
+        }
+        write_json(layout.registration, decision)
+        print(f"register: {name} v{version} already holds this run (@{decided['decision']})")
+        return decision
     run = client.get_run(run_id)
     tags = {
         "dataset_hash": run.data.tags.get("dataset_hash", "unknown"),
@@ -249,6 +264,21 @@ def run(cfg: RegisterConfig, layout: Layout) -> dict:
     client.log_artifact(run_id, str(layout.registration))
     print(f"register: {name} v{version} -> @{alias} ({reason})")
     return decision
+
+
+def registered_from(client, name: str, run_id: str) -> str | None:
+    """The version of `name` already registered from the training run `run_id` (the newest
+    ready one), or None: a register that is retried after its pyfunc was logged (the flow's
+    retries) or run again on the same models/ must not make a second version. A version not
+    yet decided (the retry came between logging and deciding) is decided as a new one."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    except MlflowException:
+        return None
+    ready = [int(v.version) for v in found if v.status == "READY"]
+    return str(max(ready)) if ready else None
 
 
 def champion_figure(client, name: str, layout: Layout, run, family) -> tuple[float | None, str]:

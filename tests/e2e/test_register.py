@@ -96,6 +96,24 @@ def test_registered_model_is_code_plus_safetensors_and_takes_class_names(tmp_pat
         model.predict(pd.DataFrame({"label": ["cat"], "seed": [0]}))
 
 
+def test_register_run_again_on_the_same_training_run_makes_no_second_version(tmp_path, store):
+    """The flow retries register after I/O errors; a retry after the pyfunc was logged (or a
+    second `ganops stage register` on the same models/) answers the version already made."""
+    import mlflow
+
+    from components.config import load_params
+
+    first = register(tmp_path, 6.0)
+    cfg = load_params(ROOT / "tests" / "params-smoke.yaml").register_
+    again = reg.run(cfg, Layout(tmp_path))
+    versions = mlflow.MlflowClient().search_model_versions("name='ganops-generator'")
+    assert [str(v.version) for v in versions] == ["1"]
+    assert again["version"] == first["version"] == "1" and again["alias"] == "champion"
+    assert again["reason"].startswith("already registered from run") and aliases() == {
+        "champion": "1"
+    }
+
+
 def test_worse_candidate_is_challenger_then_promote_and_rollback(store, tmp_path):
     first = register(tmp_path / "a", fid=5.0)
     second = register(tmp_path / "b", fid=8.0)
