@@ -46,6 +46,16 @@ def gate_failures(cfg: RegisterConfig, metrics: dict) -> list[str]:
     return failures
 
 
+def artifacts(layout: Layout, spec: dict) -> dict[str, str]:
+    """The files the pyfunc loads, and a pretrained text model's own copy (text_model/): the
+    registered version never reads the folder it was trained from."""
+    files = {f: str(layout.models / f) for f in FILES}
+    if spec.get("text_model"):
+        folder = spec["text_model"]["folder"]
+        files[folder] = str(layout.models / folder)
+    return files
+
+
 def signature():
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
@@ -77,7 +87,7 @@ def log_model(layout: Layout, spec: dict, about: dict, name: str):
     return mlflow.pyfunc.log_model(
         name="text2image",
         python_model=str(MODEL_CODE),
-        artifacts={f: str(layout.models / f) for f in FILES},
+        artifacts=artifacts(layout, spec),
         code_paths=[str(COMPONENTS_DIR)],
         signature=signature(),
         input_example=pd.DataFrame({"text": [spec["panel"][0], spec["panel"][-1]], "seed": [0, 1]}),
