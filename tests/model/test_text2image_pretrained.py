@@ -135,3 +135,19 @@ def test_pretrained_model_trains_registers_and_serves_without_its_folder(
 def test_scratch_is_still_the_default():
     assert t2i_params().train.text.encoder == "scratch"
     assert not t2i_params().train.text.pretrained
+
+
+@pytest.mark.slow
+def test_rest_serving_works_without_the_source_folder(pretrained_registered):
+    """`mlflow models serve` of the version, its source folder gone: the pyfunc's images."""
+    import mlflow
+
+    from tests.conftest import post_frame, serve_model
+
+    _, _, _, uri = pretrained_registered
+    mlflow.set_tracking_uri(uri)
+    frame = pd.DataFrame({"text": ["a large blue square at the top"], "seed": [5]})
+    with serve_model(f"models:/{NAME}@champion") as url:
+        images = np.asarray(post_frame(url, frame)["predictions"])
+    local = mlflow.pyfunc.load_model(f"models:/{NAME}@champion").predict(frame)
+    np.testing.assert_array_equal(images.astype(np.uint8), local)
