@@ -130,6 +130,7 @@ def test_pretrained_model_trains_registers_and_serves_without_its_folder(
                         texts=["a large green square at the top"])  # fmt: skip
     assert manifest["n_images"] == 2 and (tmp_path / "gen" / "metadata.jsonl").is_file()
     assert export(Layout(root).models, "torchscript", tmp_path / "G.pt") < 1e-4
+    assert export(Layout(root).models, "onnx", tmp_path / "G.onnx") < 1e-4
 
 
 def test_scratch_is_still_the_default():

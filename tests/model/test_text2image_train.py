@@ -88,12 +88,29 @@ def test_generate_prompts_writes_an_imagefolder_ingest_reads_back(t2i_registered
         generate("models:/ganops-text2image@champion", 2, tmp_path / "x", seed=0)
 
 
-def test_export_parity(t2i_registered, tmp_path):
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_export_parity(t2i_registered, tmp_path, fmt):
+    """Both formats, batch dynamic (traced at 2, checked at 3)."""
     from components.export import export
 
     root, _, _, _ = t2i_registered
-    diff = export(Layout(root).models, "torchscript", tmp_path / "G.pt")
+    diff = export(Layout(root).models, fmt, tmp_path / f"G.{'pt' if fmt == 'torchscript' else fmt}")
     assert diff < 1e-4
+
+
+def test_exported_encoder_matches_the_packed_one(t2i_registered):
+    """The export's unpacked bi-GRU gives the packed encoder's sentence vectors (captions of
+    several lengths, one empty row of padding)."""
+    from components.families.text2image.evaluate import load_generator
+    from components.families.text2image.export import UnpackedTextEncoder
+
+    root, _, _, _ = t2i_registered
+    _, text, _, prompts = load_generator(Layout(root).models)
+    long = "there is a large blue square at the top on a dark background"
+    ids, _ = prompts.encode(["red", "a small red circle on the left", long])
+    tokens = torch.cat([torch.from_numpy(ids), torch.zeros(1, ids.shape[1], dtype=torch.long)])
+    with torch.no_grad():
+        torch.testing.assert_close(UnpackedTextEncoder(text)(tokens), text(tokens))
 
 
 def test_family_resumes_bit_identical(t2i_shapes, tmp_path):
