@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -114,6 +115,9 @@ def test_pretrained_model_trains_registers_and_serves_without_its_folder(
 
     mlflow.set_tracking_uri(uri)
     model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    reqs = mlflow.pyfunc.get_model_dependencies(f"models:/{NAME}@champion")
+    pins = Path(reqs).read_text().split()
+    assert any(p.startswith("transformers==") for p in pins), pins  # a fresh env can serve it
     frame = pd.DataFrame({"text": ["a small red circle on the left", "a blue square"], "seed": 3})
     out = model.predict(frame)
     assert out.dtype == np.uint8 and out.shape == (2, 3, 32, 32)

@@ -56,6 +56,15 @@ def artifacts(layout: Layout, spec: dict) -> dict[str, str]:
     return files
 
 
+def requirements(spec: dict) -> list[str]:
+    """The pyfunc's pinned requirements; a pretrained text encoder adds transformers and
+    tokenizers at the versions it was trained with (a fresh serving env needs them)."""
+    from importlib.metadata import version
+
+    extra = ("transformers", "tokenizers") if spec.get("text_model") else ()
+    return pip_requirements() + [f"{name}=={version(name)}" for name in extra]
+
+
 def signature():
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
@@ -91,7 +100,7 @@ def log_model(layout: Layout, spec: dict, about: dict, name: str):
         code_paths=[str(COMPONENTS_DIR)],
         signature=signature(),
         input_example=pd.DataFrame({"text": [spec["panel"][0], spec["panel"][-1]], "seed": [0, 1]}),
-        pip_requirements=pip_requirements(),
+        pip_requirements=requirements(spec),
         metadata={k: spec[k] for k in keys},
         registered_model_name=name,
     )
