@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import tempfile
@@ -19,6 +20,8 @@ SMOKE_BY_FAMILY = {
     "video": ROOT / "tests" / "params-smoke-video.yaml",
     "music": ROOT / "tests" / "params-smoke-music.yaml",
 }
+
+pytest_plugins = ["tests.text2image_fixtures"]  # the text2image family's shared fixtures
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -129,6 +132,46 @@ def start_server(args: list[str], ready_url: str, timeout: float = 120):
                 server.kill()
                 pytest.fail(f"{args[:3]} did not start: {server.stderr.read()[-3000:]}")
             time.sleep(0.5)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_model(model_uri: str):
+    """`mlflow models serve -m model_uri` (local env) on a free port of 127.0.0.1, started and
+    waited for; yields its base URL and stops the process on the way out."""
+    port = free_port()
+    server = start_server(
+        ["mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local",
+         "--host", "127.0.0.1", "--port", str(port)],
+        f"http://127.0.0.1:{port}/ping",
+    )  # fmt: skip
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def post_frame(url: str, frame, timeout: float = 120) -> dict:
+    """POST a DataFrame to `url`/invocations as {"dataframe_split": ...}: the decoded JSON
+    answer (urllib.error.HTTPError on a non-2xx status)."""
+    import json
+    import urllib.request
+
+    body = json.dumps({"dataframe_split": frame.to_dict(orient="split", index=False)})
+    request = urllib.request.Request(
+        f"{url}/invocations", data=body.encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
 
 
 KINDS = ("unit", "data", "model", "e2e")  # tests/<kind>/: what a test checks

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -37,6 +38,9 @@ class Built:
     make_probe: Any  # () -> the in-training probe (built on rank 0 only)
     documents: dict[str, dict]  # JSON files written into models/ beside the weights
     best_into: str  # which of them records best_step / best_probe_fid
+    # folders written into models/ beside them: name -> a writer of the folder at that path
+    # (e.g. a pretrained text model's own copy, text2image)
+    folders: dict[str, Callable[[Path], None]] = field(default_factory=dict)
 
 
 class ModelFamily:

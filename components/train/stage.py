@@ -67,9 +67,10 @@ def _progress_printer(log_every: int, stat_names: tuple[str, ...]):
     return bar, update
 
 
-def write_models(layout: Layout, state, documents: dict[str, dict]) -> None:
-    """The family's model files (safetensors) and JSON documents (specs), swapped into models/
-    as one folder. The probe's best state is what evaluate and register use."""
+def write_models(layout: Layout, state, documents: dict[str, dict], folders=None) -> None:
+    """The family's model files (safetensors), JSON documents (specs) and folders (Built.
+    folders: name -> writer), swapped into models/ as one folder. The probe's best state is
+    what evaluate and register use."""
     from safetensors.torch import save_file
 
     with atomic_dir(layout.models) as tmp:
@@ -78,6 +79,8 @@ def write_models(layout: Layout, state, documents: dict[str, dict]) -> None:
             save_file(tensors, str(tmp / f"{name}.safetensors"))
         for name, document in documents.items():
             write_json(tmp / name, document)
+        for name, writer in (folders or {}).items():
+            writer(tmp / name)
 
 
 def build_family(cfg: TrainConfig, layout: Layout, data, device, me):
@@ -230,7 +233,7 @@ def _train(cfg: TrainConfig, layout: Layout, device, me) -> dict:
             raise
         best = {"best_step": state.best_step, "best_probe_fid": state.best_metric}
         documents[built.best_into].update(best)
-        write_models(layout, state, documents)
+        write_models(layout, state, documents, built.folders)
         summary = _log_outputs(layout, state, ckpt_dir)
         summary.update(
             run_id=run_id,

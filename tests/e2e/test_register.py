@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from components.errors import RegistryError
 from components.families.noise import register as noise_register
 from components.families.noise.options import NoiseRegisterConfig
 from components.layout import Layout
-from tests.conftest import ROOT, start_server, use_store
+from tests.conftest import ROOT, free_port, start_server, use_store
 from tests.registry_worker import register
 
 
@@ -184,10 +183,7 @@ def test_parallel_pipelines_leave_one_champion_sqlite(store, tmp_path):
     check_one_best_champion(fids)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+_free_port = free_port  # the name other test modules import (tests/conftest.py holds it)
 
 
 @pytest.fixture

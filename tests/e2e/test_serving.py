@@ -3,15 +3,11 @@ of the asked classes (judged by the evaluation classifier), identical to the pyf
 
 from __future__ import annotations
 
-import json
-import urllib.request
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import start_server, use_store
-from tests.e2e.test_register import _free_port
+from tests.conftest import post_frame, serve_model, use_store
 from tests.registry_worker import register
 
 pytestmark = pytest.mark.slow
@@ -22,26 +18,8 @@ def served(tmp_path, monkeypatch):
     """@champion (a G fitted to class means, see registry_worker) served on 127.0.0.1."""
     use_store(monkeypatch, f"sqlite:///{tmp_path / 'mlflow.db'}")
     register(tmp_path / "cand", fid=2.0, class_means=True)
-    port = _free_port()
-    server = start_server(
-        [
-            "mlflow",
-            "models",
-            "serve",
-            "-m",
-            "models:/ganops-generator@champion",
-            "--env-manager",
-            "local",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        f"http://127.0.0.1:{port}/ping",
-    )
-    yield f"http://127.0.0.1:{port}"
-    server.terminate()
-    server.wait(timeout=30)
+    with serve_model("models:/ganops-generator@champion") as url:
+        yield url
 
 
 def test_rest_invocations_draw_the_asked_classes(served):
@@ -51,12 +29,7 @@ def test_rest_invocations_draw_the_asked_classes(served):
     from components.evaluate.features import predict, train_classifier
 
     frame = pd.DataFrame({"label": np.repeat(np.arange(10), 5), "seed": np.tile(np.arange(5), 10)})
-    body = json.dumps({"dataframe_split": frame.to_dict(orient="split", index=False)})
-    request = urllib.request.Request(
-        f"{served}/invocations", data=body.encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=120) as response:
-        images = np.asarray(json.loads(response.read())["predictions"], dtype=np.uint8)
+    images = np.asarray(post_frame(served, frame)["predictions"], dtype=np.uint8)
     assert images.shape == (50, 1, 28, 28)
 
     x, y = mnist_data()  # the evaluation classifier, as evaluate trains it

@@ -13,53 +13,13 @@ import pytest
 import torch
 
 from components.layout import Layout, read_json
-from tests.conftest import SMOKE_BY_FAMILY, use_store
-
-SMOKE = SMOKE_BY_FAMILY["text2image"]
+from tests.text2image_fixtures import t2i_params
 
 
-def _params(*overrides: str):
-    from components.config import load_params
-
-    return load_params(SMOKE, list(overrides))
-
-
-@pytest.fixture(scope="module")
-def shapes(tmp_path_factory):
-    """The bundled shapes set ingested once (a few seconds), as a project folder."""
-    from components import ingest
-
-    root = tmp_path_factory.mktemp("shapes")
-    ingest.run(_params().ingest, Layout(root))
-    return root
-
-
-@pytest.fixture(scope="module")
-def registered(shapes, tmp_path_factory):
-    """train -> evaluate -> register of the smoke profile into a SQLite store: the root, the
-    metrics and the decision."""
-    import mlflow
-
-    from components import evaluate, register, train
-
-    root = tmp_path_factory.mktemp("t2i")
-    shutil.copytree(shapes / "data", root / "data")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    mp = pytest.MonkeyPatch()
-    use_store(mp, uri)
-    params = _params()
-    train.run(params.train, Layout(root))
-    metrics = evaluate.run(params.evaluate, Layout(root))
-    decision = register.run(params.register_, Layout(root))
-    yield root, metrics, decision, uri
-    mp.undo()
-    mlflow.set_tracking_uri(None)
-
-
-def test_models_folder_names_its_family_and_ships_the_vocabulary(registered):
+def test_models_folder_names_its_family_and_ships_the_vocabulary(t2i_registered):
     from components import families
 
-    root, _, _, _ = registered
+    root, _, _, _ = t2i_registered
     family, _, spec = families.of_model_dir(Layout(root).models)
     assert family.name == "text2image" and spec["family"] == "text2image"
     vocab = read_json(Layout(root).models / "vocab.json")
@@ -69,8 +29,8 @@ def test_models_folder_names_its_family_and_ships_the_vocabulary(registered):
     }
 
 
-def test_evaluation_reports_floors_ceilings_and_controls(registered):
-    _, metrics, decision, _ = registered
+def test_evaluation_reports_floors_ceilings_and_controls(t2i_registered):
+    _, metrics, decision, _ = t2i_registered
     keys = ("fid", "fid_floor", "r_precision", "r_precision_ceiling", "r_precision_shuffled")
     keys += ("attr_exact_seen", "attr_exact_heldout", "attr_exact_ceiling", "diversity_ratio")
     for key in keys:
@@ -79,13 +39,13 @@ def test_evaluation_reports_floors_ceilings_and_controls(registered):
     # the real-image ceiling is measured by an encoder that saw real train pairs: above chance
     assert metrics["r_precision_ceiling"] > 0.05
     assert decision["alias"] == "champion" and decision["tags"]["family"] == "text2image"
-    assert (Layout(registered[0]).evaluation / "captions.png").is_file()
+    assert (Layout(t2i_registered[0]).evaluation / "captions.png").is_file()
 
 
-def test_pyfunc_draws_a_caption_and_names_unknown_words(registered):
+def test_pyfunc_draws_a_caption_and_names_unknown_words(t2i_registered):
     import mlflow
 
-    _, _, _, uri = registered
+    _, _, _, uri = t2i_registered
     mlflow.set_tracking_uri(uri)
     model = mlflow.pyfunc.load_model("models:/ganops-text2image@champion")
     frame = pd.DataFrame(
@@ -105,13 +65,13 @@ def test_pyfunc_draws_a_caption_and_names_unknown_words(registered):
         model.predict(pd.DataFrame({"text": ["  "], "seed": [0]}))
 
 
-def test_generate_prompts_writes_an_imagefolder_ingest_reads_back(registered, tmp_path):
+def test_generate_prompts_writes_an_imagefolder_ingest_reads_back(t2i_registered, tmp_path):
     import mlflow
 
     from components import ingest
     from components.generate import generate, read_prompts
 
-    _, _, _, uri = registered
+    _, _, _, uri = t2i_registered
     mlflow.set_tracking_uri(uri)
     (tmp_path / "prompts.txt").write_text("a small red circle on the left\n\na large blue square\n")
     texts = read_prompts(None, tmp_path / "prompts.txt")
@@ -121,22 +81,39 @@ def test_generate_prompts_writes_an_imagefolder_ingest_reads_back(registered, tm
     rows = [json.loads(line) for line in (out / "metadata.jsonl").read_text().splitlines()]
     assert [r["text"] for r in rows] == [texts[0]] * 3 + [texts[1]] * 3
     assert all((out / r["file_name"]).is_file() for r in rows)
-    cfg = _params(f"ingest.source={out}", "ingest.test_fraction=0.5").ingest
+    cfg = t2i_params(f"ingest.source={out}", "ingest.test_fraction=0.5").ingest
     back = ingest.run(cfg, Layout(tmp_path / "back"))
     assert back["kind"] == "captioned" and back["n_images"] == 6 and back["layout"] == "imagefolder"
     with pytest.raises(Exception, match="this model draws from captions"):
         generate("models:/ganops-text2image@champion", 2, tmp_path / "x", seed=0)
 
 
-def test_export_parity(registered, tmp_path):
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_export_parity(t2i_registered, tmp_path, fmt):
+    """Both formats, batch dynamic (traced at 2, checked at 3)."""
     from components.export import export
 
-    root, _, _, _ = registered
-    diff = export(Layout(root).models, "torchscript", tmp_path / "G.pt")
+    root, _, _, _ = t2i_registered
+    diff = export(Layout(root).models, fmt, tmp_path / f"G.{'pt' if fmt == 'torchscript' else fmt}")
     assert diff < 1e-4
 
 
-def test_family_resumes_bit_identical(shapes, tmp_path):
+def test_exported_encoder_matches_the_packed_one(t2i_registered):
+    """The export's unpacked bi-GRU gives the packed encoder's sentence vectors (captions of
+    several lengths, one empty row of padding)."""
+    from components.families.text2image.evaluate import load_generator
+    from components.families.text2image.export import UnpackedTextEncoder
+
+    root, _, _, _ = t2i_registered
+    _, text, _, prompts = load_generator(Layout(root).models)
+    long = "there is a large blue square at the top on a dark background"
+    ids, _ = prompts.encode(["red", "a small red circle on the left", long])
+    tokens = torch.cat([torch.from_numpy(ids), torch.zeros(1, ids.shape[1], dtype=torch.long)])
+    with torch.no_grad():
+        torch.testing.assert_close(UnpackedTextEncoder(text)(tokens), text(tokens))
+
+
+def test_family_resumes_bit_identical(t2i_shapes, tmp_path):
     """8 steps in one go (a checkpoint at step 4) vs resuming that checkpoint for the last 4:
     G, D, G_ema, optimisers and the batch stream restored, bit-identical."""
     from components.dataset import load_dataset
@@ -145,14 +122,14 @@ def test_family_resumes_bit_identical(shapes, tmp_path):
     from components.train.loop import Callbacks, fit
     from tests.model.test_models import assert_same_state
 
-    data = load_dataset(Layout(shapes))
-    cfg = _params("train.kimg=0.128", "train.ckpt_every_kimg=0.064").train
-    me = Rank(rank=0, local_rank=0, world=1)
-    full = for_arch("text2image").build(cfg, Layout(shapes), data, torch.device("cpu"), me).trainer
+    data = load_dataset(Layout(t2i_shapes))
+    cfg = t2i_params("train.kimg=0.128", "train.ckpt_every_kimg=0.064").train
+    me, cpu = Rank(rank=0, local_rank=0, world=1), torch.device("cpu")
+    full = for_arch("text2image").build(cfg, Layout(t2i_shapes), data, cpu, me).trainer
     fit(full, cfg, tmp_path / "a", Callbacks())
     (tmp_path / "b").mkdir()
     shutil.copy(tmp_path / "a" / "checkpoint-000000004.pt", tmp_path / "b")
-    again = for_arch("text2image").build(cfg, Layout(shapes), data, torch.device("cpu"), me).trainer
+    again = for_arch("text2image").build(cfg, Layout(t2i_shapes), data, cpu, me).trainer
     state = fit(again, cfg, tmp_path / "b", Callbacks())
     assert state.step == 8
     for kind in ("modules", "optimizers"):

@@ -298,7 +298,8 @@ def test_an_unknown_arch_names_the_choices():
         load_params(SMOKE, ["train.arch=stylegan"])
 
 
-def test_text_encoder_choice_not_built_is_refused():
-    """train.text.encoder: only `scratch` is built; a folder is one line, not a silent scratch."""
-    with pytest.raises(ConfigError, match=r"train.text.encoder: Input should be 'scratch'"):
+def test_text_encoder_folder_that_is_not_there_is_refused():
+    """train.text.encoder: scratch or a local model folder; a missing one is one line naming
+    the key, not a silent scratch (tests/model/test_text2image_pretrained.py: the rest)."""
+    with pytest.raises(ConfigError, match=r"train.text.encoder: not 'scratch' and no such folder"):
         load_params(SMOKE_BY_FAMILY["text2image"], ["train.text.encoder=/models/clip"])

@@ -46,16 +46,22 @@ def train_encoders(
     seed: int,
     folder: Path,
     label: str = "text encoder",
-) -> tuple[TextEncoder, ImageEncoder, list[float]]:
+    make_text=None,
+) -> tuple[torch.nn.Module, ImageEncoder, list[float]]:
     """(text encoder, image encoder, loss per epoch) trained for `opts.pretrain_epochs` on the
     pairs (images[caption_rows[i]], tokens[i]); one random caption per image each epoch.
-    `folder` holds the per-epoch checkpoint (torch.save, read back weights_only)."""
+    `folder` holds the per-epoch checkpoint (torch.save, read back weights_only).
+    `make_text`: () -> the text side (default the scratch TextEncoder over int token ids); a
+    pretrained model's projection takes float features as `tokens` (pretrained.py)."""
     folder.mkdir(parents=True, exist_ok=True)
     ckpt = folder / "encoders.pt"
     channels, size = images.shape[1], images.shape[2]
     with torch.random.fork_rng(devices=[]):  # the caller's RNG stream is untouched
         torch.manual_seed(seed)
-        text = TextEncoder(vocab_size, opts.embed_dim, opts.sentence_dim)
+        if make_text is None:
+            text = TextEncoder(vocab_size, opts.embed_dim, opts.sentence_dim)
+        else:
+            text = make_text()
         image = ImageEncoder(channels, size, opts.sentence_dim)
     params = list(text.parameters()) + list(image.parameters())
     opt = torch.optim.Adam(params, lr=opts.pretrain_lr)
@@ -77,7 +83,8 @@ def train_encoders(
         for start_i in range(0, len(order) - 1, BATCH):
             sel = slice(start_i, start_i + BATCH)
             x = torch.from_numpy(images[rows[order[sel]]]).float() / 127.5 - 1.0  # (B, C, S, S)
-            t = torch.from_numpy(tokens[picks[sel]]).long()  # (B, L)
+            t = torch.from_numpy(tokens[picks[sel]])  # (B, L) ids, or (B, hidden) features
+            t = t.float() if t.is_floating_point() else t.long()
             loss = contrastive_loss(image(x), text(t), opts.temperature)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -95,6 +102,41 @@ def _captions_by_image(caption_rows: np.ndarray) -> dict[int, np.ndarray]:
     order = np.argsort(caption_rows, kind="stable")
     rows, starts = np.unique(caption_rows[order], return_index=True)
     return {int(r): part for r, part in zip(rows, np.split(order, starts[1:]), strict=True)}
+
+
+def encode_prompts(texts: list, vocab: dict) -> tuple[np.ndarray, list[str]]:
+    """(token ids (N, max_words), a warning line per caption with unknown words); ValueError
+    naming the row of an empty caption."""
+    from components.datakinds.captioned.text import encode
+
+    ids, notes = [], []
+    for row, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"row {row}: empty caption; give some words")
+        tokens, oov, truncated = encode(text, vocab, int(vocab["max_words"]))
+        if not any(t > 1 for t in tokens):
+            raise ValueError(f"row {row}: no word of {text!r} is in the vocabulary")
+        if oov:
+            notes.append(
+                f"row {row}: words not in the vocabulary (read as <unk>): {', '.join(oov)}"
+            )
+        if truncated:
+            notes.append(f"row {row}: caption cut at {vocab['max_words']} words")
+        ids.append(tokens)
+    return np.asarray(ids, dtype=np.int64), notes
+
+
+class WordPrompts:
+    """Captions -> (token ids, warning lines) with the ingest word vocabulary (scratch)."""
+
+    pad_id = 0
+
+    def __init__(self, vocab: dict):
+        self.vocab = vocab
+        self.vocab_size = len(vocab["tokens"])
+
+    def encode(self, texts: list) -> tuple[np.ndarray, list[str]]:
+        return encode_prompts(texts, self.vocab)
 
 
 @torch.no_grad()

@@ -38,21 +38,30 @@ G_BATCH = 250
 
 
 def load_generator(models: Path):
-    """(G_ema, text encoder, spec, vocab) from models/ (or a downloaded version), eval mode."""
+    """(G_ema, G's sentence encoder, spec, prompts) from models/ (or a downloaded version), eval
+    mode. prompts.encode(texts) -> (token ids for the encoder, warning lines): the ingest word
+    vocabulary for the scratch encoder, the shipped tokenizer for a pretrained one."""
     from safetensors.torch import load_file
 
     from components.families.model_files import require
-    from components.families.text2image.encoder import VOCAB_FILE
+    from components.families.text2image.encoder import VOCAB_FILE, WordPrompts
     from components.families.text2image.nets import build_generator, build_text_encoder
     from components.families.text2image.options import SPEC_FILE
 
-    spec = read_json(require(models, SPEC_FILE))
-    vocab = read_json(require(models, VOCAB_FILE))
+    spec_path = require(models, SPEC_FILE)
+    spec = read_json(spec_path)
     G = build_generator(spec)
     G.load_state_dict(load_file(str(require(models, "G_ema.safetensors"))))
-    text = build_text_encoder(spec)
-    text.load_state_dict(load_file(str(require(models, "text_encoder.safetensors"))))
-    return G.eval().requires_grad_(False), text.eval().requires_grad_(False), spec, vocab
+    text_state = load_file(str(require(models, "text_encoder.safetensors")))
+    if spec.get("text_model"):  # a pretrained model: its own copy in models/, and a projection
+        from components.families.text2image.pretrained import load_text
+
+        text, prompts = load_text(spec_path.parent, spec, text_state)  # its folder is beside
+    else:
+        text = build_text_encoder(spec)
+        text.load_state_dict(text_state)
+        prompts = WordPrompts(read_json(require(models, VOCAB_FILE)))
+    return G.eval().requires_grad_(False), text.eval().requires_grad_(False), spec, prompts
 
 
 @torch.no_grad()
@@ -116,8 +125,8 @@ def evaluate_model(cfg: EvaluateConfig, layout: Layout, folder: Path):
     from components.dataset import load_dataset
 
     data = load_dataset(layout)
-    G, text, spec, _vocab = load_generator(layout.models)
-    m, ctx = score(cfg, layout, data, G, text)
+    G, text, spec, prompts = load_generator(layout.models)
+    m, ctx = score(cfg, layout, data, G, text, prompts)
     paths = [
         caption_grid(
             G, text, ctx["panel_tokens"], ctx["panel_texts"], cfg.seed, folder / "captions.png"
@@ -126,7 +135,10 @@ def evaluate_model(cfg: EvaluateConfig, layout: Layout, folder: Path):
     return m, paths
 
 
-def score(cfg: EvaluateConfig, layout: Layout, data, G, text) -> tuple[dict, dict]:
+def score(cfg: EvaluateConfig, layout: Layout, data, G, text, prompts=None) -> tuple[dict, dict]:
+    """The metrics and the caption panel. G reads the test captions through its own encoder
+    (`prompts`: the tokenizer of a pretrained one; None or the word vocabulary: the ingest
+    token ids); the evaluation-only encoder always reads the ingest token ids."""
     from components.evaluate.features import feature_net, predict
     from components.evaluate.metrics import Pair, Side, compute
     from components.families.text2image.encoder import (
@@ -137,11 +149,12 @@ def score(cfg: EvaluateConfig, layout: Layout, data, G, text) -> tuple[dict, dic
 
     train_rows, train_tokens, _ = data.captions("train")
     rows, tokens, texts = data.captions("test")
+    g_tokens = tokens if prompts is None or reads_word_ids(prompts) else prompts.encode(texts)[0]
     images = np.asarray(data.images)
     rng = np.random.default_rng(cfg.seed)
     n = min(cfg.n_samples, len(rows))
     pick = np.sort(rng.choice(len(rows), n, replace=False))  # test captions drawn for
-    sentences = encode_sentences(text, tokens[pick])
+    sentences = encode_sentences(text, g_tokens[pick])
     fake = draw(G, sentences, cfg.seed)
     shuffled = rng.permutation(n)
     fake_shuffled = draw(G, sentences[shuffled], cfg.seed)
@@ -181,7 +194,7 @@ def score(cfg: EvaluateConfig, layout: Layout, data, G, text) -> tuple[dict, dic
         images,
         train_rows,
         train_tokens,
-        text.embed.num_embeddings,
+        len(data.vocab["tokens"]),
         opts,
         EVAL_ENCODER_SEED,
         ev,
@@ -205,9 +218,16 @@ def score(cfg: EvaluateConfig, layout: Layout, data, G, text) -> tuple[dict, dic
                 cfg, images, train_imgs, rows[pick], targets, named, fake, fake_shuffled
             )
         )
-    m.update(diversity(G, net, text, tokens, rows, images, targets, cfg.seed))
+    m.update(diversity(G, net, text, g_tokens, rows, images, targets, cfg.seed))
     panel = np.linspace(0, len(rows) - 1, 8).round().astype(int)
-    return m, {"panel_tokens": tokens[panel], "panel_texts": [texts[i] for i in panel]}
+    return m, {"panel_tokens": g_tokens[panel], "panel_texts": [texts[i] for i in panel]}
+
+
+def reads_word_ids(prompts) -> bool:
+    """Whether G reads the ingest word ids (the scratch encoder)."""
+    from components.families.text2image.encoder import WordPrompts
+
+    return isinstance(prompts, WordPrompts)
 
 
 def text_options(layout: Layout):
@@ -215,7 +235,9 @@ def text_options(layout: Layout):
     from components.families.text2image.options import TextEncoderConfig
 
     spec = read_json(layout.models / "text2image.json")
-    return TextEncoderConfig.model_validate(spec["text_options"])
+    # the evaluation-only encoder is always the scratch one, on the ingest vocabulary, even
+    # when G read a pretrained model (whose folder need not exist any more)
+    return TextEncoderConfig.model_validate({**spec["text_options"], "encoder": "scratch"})
 
 
 def named_attributes(attributes: dict[str, list[str]], texts: list[str]) -> dict[str, np.ndarray]:

@@ -138,13 +138,13 @@ class Generator(nn.Module):
     def forward(self, z: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """z (B, z_dim), sentence vectors s (B, sentence_dim) -> images (B, C, S, S) in [-1, 1]."""
         assert_shape(z, (None, self.z_dim))
-        assert_shape(s, (len(z), self.sentence_dim))
+        assert_shape(s, (z.shape[0], self.sentence_dim))
         cond = torch.cat([z, s], dim=1)  # (B, z_dim + sentence_dim)
         h = self.fc(cond).view(-1, self.start_channels, 4, 4)  # (B, w0, 4, 4); traceable batch
         for block in self.blocks:
             h = block(h, cond)  # doubles H and W
         out = self.to_rgb(h)
-        assert_shape(out, (len(z), self.channels, self.image_size, self.image_size))
+        assert_shape(out, (z.shape[0], self.channels, self.image_size, self.image_size))
         return out
 
 

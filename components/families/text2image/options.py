@@ -4,9 +4,11 @@ train.arch is text2image."""
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from components.config import (
     Fraction,
@@ -33,17 +35,54 @@ class Text2ImageValidateConfig(ValidateConfig):
     max_test_oov_fraction: Fraction  # share of test-caption words not in the train vocabulary
 
 
-class TextEncoderConfig(_Section):
-    """train.text: the sentence encoder, pretrained contrastively on the train pairs first."""
+# a saved Hugging Face tokenizer holds one of these; a saved model config.json and weights
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json",
+                   "spiece.model", "sentencepiece.bpe.model")  # fmt: skip
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")  # fmt: skip
 
-    # "scratch": a bi-GRU trained here (a local pretrained Hugging Face folder is not built yet:
-    # the type refuses it rather than training from scratch behind the user's back)
-    encoder: Literal["scratch"]
-    embed_dim: PosInt  # word embedding width
+
+def pretrained_folder_fault(value: str) -> str | None:
+    """Why `value` is not a local folder holding a saved Hugging Face text model (and its
+    tokenizer) that this install can load, or None. Only files are looked at: nothing is
+    imported or downloaded."""
+    folder = Path(value).expanduser()
+    if not folder.is_dir():
+        return "not 'scratch' and no such folder (give a local Hugging Face model folder)"
+    if not (folder / "config.json").is_file():
+        return "the folder holds no config.json: not a saved Hugging Face model"
+    if not any((folder / f).is_file() for f in WEIGHT_FILES):
+        return f"the folder holds no model weights ({' or '.join(WEIGHT_FILES[::2])})"
+    if not any((folder / f).is_file() for f in TOKENIZER_FILES):
+        return f"the folder holds no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...)"
+    if importlib.util.find_spec("transformers") is None:
+        return "a pretrained folder needs transformers: pip install 'ganops[text]'"
+    return None
+
+
+class TextEncoderConfig(_Section):
+    """train.text: the sentence encoder. `scratch`: a bi-GRU pretrained contrastively here on
+    the train pairs. A local folder: a saved Hugging Face text model, loaded offline and frozen;
+    only a linear projection of its mean-pooled token states is trained (the same contrastive
+    step), and its tokenizer replaces the word vocabulary for G's condition."""
+
+    encoder: str  # "scratch" or the path of a local Hugging Face model folder
+    embed_dim: PosInt  # word embedding width (scratch only)
     sentence_dim: PosInt  # sentence vector width (G's and D's condition)
     pretrain_epochs: PosInt  # contrastive epochs over the train captions before the GAN
     pretrain_lr: PosFloat
     temperature: PosFloat  # InfoNCE temperature
+
+    @field_validator("encoder")
+    @classmethod
+    def _scratch_or_folder(cls, value: str) -> str:
+        if value != "scratch" and (fault := pretrained_folder_fault(value)):
+            raise ValueError(fault)
+        return value
+
+    @property
+    def pretrained(self) -> bool:
+        return self.encoder != "scratch"
 
 
 class Text2ImageTrainConfig(TrainConfig):

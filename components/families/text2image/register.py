@@ -17,6 +17,7 @@ from components.register import (
     figure_tags,
     log_pyfunc,
     param_table,
+    pip_requirements,
     recorded_figure,
     require_metrics,
 )
@@ -51,6 +52,25 @@ def gate_failures(cfg: RegisterConfig, metrics: dict) -> list[str]:
     return failures
 
 
+def artifacts(layout: Layout, spec: dict) -> dict[str, str]:
+    """The files the pyfunc loads, and a pretrained text model's own copy (text_model/): the
+    registered version never reads the folder it was trained from."""
+    files = {f: str(layout.models / f) for f in FILES}
+    if spec.get("text_model"):
+        folder = spec["text_model"]["folder"]
+        files[folder] = str(layout.models / folder)
+    return files
+
+
+def requirements(spec: dict) -> list[str]:
+    """The pyfunc's pinned requirements; a pretrained text encoder adds transformers and
+    tokenizers at the versions it was trained with (a fresh serving env needs them)."""
+    from importlib.metadata import version
+
+    extra = ("transformers", "tokenizers") if spec.get("text_model") else ()
+    return pip_requirements() + [f"{name}=={version(name)}" for name in extra]
+
+
 def signature():
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
@@ -80,9 +100,10 @@ def log_model(layout: Layout, spec: dict, about: dict, name: str):
         name,
         family_dir=Path(__file__).resolve().parent,
         artifact="text2image",
-        files=FILES,
+        files=tuple(artifacts(layout, spec)),  # + a pretrained text model's folder
         signature=signature(),
         input_example=example,
+        requirements=requirements(spec),
         metadata={k: spec[k] for k in keys},
     )
 
