@@ -42,14 +42,14 @@ class ImageGenerator(nn.Module):
         blocks = []
         for _ in range(n - 1):
             blocks += [
-                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
                 nn.Conv2d(ch, ch // 2, 3, 1, 1, bias=False),
                 nn.BatchNorm2d(ch // 2),
                 nn.ReLU(inplace=True),
             ]
             ch //= 2
         blocks += [
-            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
             nn.Conv2d(ch, channels, 3, 1, 1),
             nn.Tanh(),
         ]
