@@ -27,9 +27,10 @@ def up_levels(size: int) -> int:
 
 class ImageGenerator(nn.Module):
     """(B, in_dim) -> (B, C, S, S): a linear 4x4 start, then blocks that double the size by
-    nearest upsampling and a 3x3 convolution (transposed 4x4 / 2 convolutions drew a checkerboard
-    over the thin strokes of Moving MNIST's digits in the first kimg; resize-convolution has no
-    uneven overlap: Odena et al. 2016)."""
+    bilinear upsampling and a 3x3 convolution. Transposed 4x4 / 2 convolutions drew a
+    checkerboard over thin strokes in the first kimg (Odena et al. 2016), nearest upsampling
+    dotted strokes at a 2-pixel period after 20 kimg; bilinear drew smooth strokes (docs/video.md,
+    trials B and C)."""
 
     def __init__(self, in_dim: int, channels: int, size: int, width: int):
         super().__init__()
@@ -100,8 +101,9 @@ class SpriteMoCoGenerator(MoCoGenerator):
     motion codes give a start, a velocity at the first frame and a change of velocity per frame
     (inertia: a track is smooth unless G learns to turn it), integrated into a track reflected
     at the walls; each frame is the object layer shifted along the track (bilinear resampling)
-    over the background. The object keeps its identity over the clip and moves smoothly by
-    construction; what it looks like and how it moves are learned from the two Ds."""
+    over the background, which is low-pass (sharp detail belongs to what moves). The object
+    keeps its identity over the clip and moves smoothly by construction; what it looks like and
+    how it moves are learned from the two Ds."""
 
     max_speed = 0.25  # most movement per frame, in units of the track (a wall is 1 from centre)
     max_turn = 0.25  # most change per frame of the velocity's pre-tanh value
