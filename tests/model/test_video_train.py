@@ -178,14 +178,18 @@ def test_sprite_renderer_keeps_the_object_and_moves_it():
     G = SpriteMoCoGenerator(8, 4, 0, 1, 32, 6, 8).eval()
     z, eps = torch.randn(1, 8), torch.zeros(1, 6, 4)
     with torch.no_grad():
-        G.velocity.weight.zero_()
-        G.velocity.bias.zero_()  # no velocity: every frame is the first
+        for layer in (G.velocity, G.turn):
+            layer.weight.zero_()
+            layer.bias.zero_()  # no velocity and no turn: every frame is the first
         still = G(z, eps)[0, :, 0]
         G.velocity.bias.fill_(10.0)  # tanh saturates: the largest speed along both axes
         moving = G(z, eps)[0, :, 0]
+        track = G.track(G.motion(eps))[0]  # constant velocity without turns: straight and even
     assert all(torch.equal(still[0], f) for f in still)
     torch.testing.assert_close(moving[0], still[0])  # the track starts where it would rest
     assert not torch.equal(moving[0], moving[1])  # then it moves
+    steps = track.diff(dim=0)
+    torch.testing.assert_close(steps, torch.full_like(steps, G.max_speed))
 
 
 def test_family_resumes_bit_identical(registered, tmp_path):

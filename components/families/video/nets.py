@@ -26,7 +26,11 @@ def up_levels(size: int) -> int:
 
 
 class ImageGenerator(nn.Module):
-    """(B, in_dim) -> (B, C, S, S): a linear 4x4 start, then transposed convs doubling size."""
+    """(B, in_dim) -> (B, C, S, S): a linear 4x4 start, then blocks that double the size by
+    bilinear upsampling and a 3x3 convolution. Transposed 4x4 / 2 convolutions drew a
+    checkerboard over thin strokes in the first kimg (Odena et al. 2016), nearest upsampling
+    dotted strokes at a 2-pixel period after 20 kimg; bilinear drew smooth strokes (docs/video.md,
+    trials B and C)."""
 
     def __init__(self, in_dim: int, channels: int, size: int, width: int):
         super().__init__()
@@ -39,12 +43,17 @@ class ImageGenerator(nn.Module):
         blocks = []
         for _ in range(n - 1):
             blocks += [
-                nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False),
+                nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                nn.Conv2d(ch, ch // 2, 3, 1, 1, bias=False),
                 nn.BatchNorm2d(ch // 2),
                 nn.ReLU(inplace=True),
             ]
             ch //= 2
-        blocks += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh()]
+        blocks += [
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+            nn.Conv2d(ch, channels, 3, 1, 1),
+            nn.Tanh(),
+        ]
         self.body = nn.Sequential(*blocks)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
@@ -87,22 +96,48 @@ def fold(x: torch.Tensor) -> torch.Tensor:
 
 class SpriteMoCoGenerator(MoCoGenerator):
     """MoCoGAN's split with a layered renderer (`train.renderer: sprite`): the content latent
-    (and label) renders once per clip an object layer, its mask and a background; the GRU's
-    motion codes give a velocity per frame, integrated into a track reflected at the frame's
-    walls; each frame is the object layer shifted along the track (bilinear resampling) over the
-    background. The object keeps its identity over the clip and moves smoothly by construction;
-    what it looks like and how it moves are learned from the two Ds."""
+    (and label) renders once per clip an object layer, its mask, a background and how far the
+    object may travel (`reach`, a share of the frame: a large object has less room); the GRU's
+    motion codes give a start, a velocity at the first frame and a change of velocity per frame
+    (inertia: a track is smooth unless G learns to turn it), integrated into a track reflected
+    at the walls; each frame is the object layer shifted along the track (bilinear resampling)
+    over the background, which is low-pass (sharp detail belongs to what moves). The object
+    keeps its identity over the clip and moves smoothly by construction; what it looks like and
+    how it moves are learned from the two Ds."""
 
-    max_speed = 0.25  # most movement per frame, in half-frames (0.25: an eighth of the frame)
-    reach = 0.6  # the track spans +-reach half-frames around the layer's own position
+    max_speed = 0.25  # most movement per frame, in units of the track (a wall is 1 from centre)
+    max_turn = 0.25  # most change per frame of the velocity's pre-tanh value
+    # the mask's pre-tanh bias at start: 1.0 -> mask ~0.88, so at first all content moves with
+    # the object (with a mask at 0.5 G drew the digit into the still background and the clips
+    # froze within 20 kimg; a video D is slow to undo that)
+    mask_init = 1.0
+    bg_pool = 4  # the background is low-pass (pooled by 4, upsampled): sharp detail must move
 
     def __init__(self, z_content, z_motion, num_classes, channels, size, frames, width):
         super().__init__(z_content, z_motion, num_classes, channels, size, frames, width)
         self.channels = channels
         in_dim = z_content + (LABEL_DIM if num_classes else 0)
         self.image = ImageGenerator(in_dim, 2 * channels + 1, size, width)  # object, mask, bg
+        with torch.no_grad():  # the mask starts near 1: everything moves with the object layer
+            self.image.body[-2].bias[channels].fill_(self.mask_init)
+        self.reach = nn.Linear(in_dim, 1)  # the track spans +-reach half-frames (sigmoid)
         self.start = nn.Linear(z_motion, 2)
         self.velocity = nn.Linear(z_motion, 2)
+        self.turn = nn.Linear(z_motion, 2)
+
+    def track(self, h: torch.Tensor) -> torch.Tensor:
+        """(B, T, Zm) motion codes -> (B, T, 2) positions (x, y) before the walls' fold."""
+        turn = self.max_turn * torch.tanh(self.turn(h[:, 1:]))  # (B, T-1, 2)
+        a = self.velocity(h[:, :1]) + torch.cumsum(
+            torch.cat([torch.zeros_like(turn[:, :1]), turn], 1), 1
+        )
+        v = self.max_speed * torch.tanh(a)  # (B, T, 2): the step after frame t
+        return torch.tanh(self.start(h[:, 0])).unsqueeze(1) + torch.cumsum(v, 1) - v[:, :1]
+
+    def low_pass(self, x: torch.Tensor) -> torch.Tensor:
+        S = x.shape[-1]
+        small = nn.functional.avg_pool2d(x, self.bg_pool)
+        return nn.functional.interpolate(small, size=(S, S), mode="bilinear", align_corners=False)
 
     def forward(self, z_content, eps, labels=None):
         T, C = eps.shape[1], self.channels
@@ -111,10 +146,9 @@ class SpriteMoCoGenerator(MoCoGenerator):
         layers = self.image(content)  # (B, 2C + 1, S, S) in [-1, 1]
         # the mask in [0, 1] before resampling: outside the shifted layer it is 0 (background)
         obj, mask = layers[:, :C], (layers[:, C : C + 1] + 1) / 2
-        sprite, background = torch.cat([obj, mask], 1), layers[:, C + 1 :]
-        v = self.max_speed * torch.tanh(self.velocity(h))  # (B, T, 2)
-        pos = torch.tanh(self.start(h[:, 0])).unsqueeze(1) + torch.cumsum(v, 1) - v[:, :1]
-        shift = self.reach * fold(pos)  # (B, T, 2) as (x, y)
+        sprite, background = torch.cat([obj, mask], 1), self.low_pass(layers[:, C + 1 :])
+        reach = torch.sigmoid(self.reach(content)).unsqueeze(1)  # (B, 1, 1)
+        shift = reach * fold(self.track(h))  # (B, T, 2) as (x, y)
         eye = torch.eye(2, dtype=shift.dtype, device=shift.device).expand(shift.shape[0] * T, 2, 2)
         theta = torch.cat([eye, -shift.reshape(-1, 2, 1)], 2)  # sample at x - shift: moves +shift
         S = layers.shape[-1]
