@@ -214,7 +214,11 @@ def run(cfg: RegisterConfig, layout: Layout) -> dict:
             "version": version,
             "alias": decided["decision"],
             "reason": f"already registered from run {run_id}: {decided['decision_reason']}",
+            "champion_before": _alias_version(client, name, "champion"),
+            "champion_fid_before": None,
             "metrics": metrics,
+            "tags": {k: v for k, v in decided.items() if not k.startswith("decision")},
+            "gates": cfg.model_dump(),
         }
         write_json(layout.registration, decision)
         print(f"register: {name} v{version} already holds this run (@{decided['decision']})")

@@ -108,6 +108,7 @@ def test_register_run_again_on_the_same_training_run_makes_no_second_version(tmp
     versions = mlflow.MlflowClient().search_model_versions("name='ganops-generator'")
     assert [str(v.version) for v in versions] == ["1"]
     assert again["version"] == first["version"] == "1" and again["alias"] == "champion"
+    assert again["tags"]["run_id"] == first["tags"]["run_id"]  # the shape the flow reads
     assert again["reason"].startswith("already registered from run") and aliases() == {
         "champion": "1"
     }
