@@ -103,6 +103,7 @@ def shapes(params) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """The bundled shapes captions, ingested into a temp folder: (images, caption rows, token
     ids, vocabulary size) of the train split."""
     from components import ingest
+    from components.datakinds.captioned.read import read
     from components.dataset import load_dataset
     from components.layout import Layout
 
@@ -110,8 +111,9 @@ def shapes(params) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         cfg = params.ingest.model_copy(update={"source": "shapes"})
         ingest.run(cfg, Layout(Path(tmp)))
         data = load_dataset(Layout(Path(tmp)))
-        rows, tokens, _ = data.captions("train")
-        return np.array(data.images), rows, np.array(tokens), len(data.vocab["tokens"])
+        captions = read(data)
+        rows, tokens, _ = captions.split("train")
+        return np.array(data.images), rows, np.array(tokens), len(captions.vocab["tokens"])
 
 
 def main() -> None:

@@ -163,10 +163,11 @@ def generate(
     seed: int = 0,
     truncation: Annotated[float, typer.Option(help="< 1: truncation trick")] = 1.0,
     prompt: Annotated[
-        list[str] | None, typer.Option(help="a caption (text-to-image; repeatable): -n per caption")
+        list[str] | None,
+        typer.Option(help="a caption, for a model that takes text (repeatable): -n per caption"),
     ] = None,
     prompts: Annotated[
-        Path | None, typer.Option(help="a file of captions, one per line (text-to-image)")
+        Path | None, typer.Option(help="a file of captions, one per line (as --prompt)")
     ] = None,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:

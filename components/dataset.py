@@ -18,23 +18,13 @@ ingest writes `data/processed/`; validate, train, evaluate and register read it 
 Translation labels are class names (from class sub-folders) used only to evaluate class
 preservation: `manifest["class_names"]` is one index shared by A and B; `conditional` is False.
 
-Captioned images (`kind` "captioned", components/datakinds/captioned/) write images.npy and
-meta.csv as an image set does (label -1, no classes), and beside them:
-
-- `captions.npy`: int32 (M, L) word ids of every caption (0 = <pad>, 1 = <unk>), L =
-  `max_words`; `captions.csv`: one row per caption, the same order: image (its row of
-  images.npy), split (its image's), text, n_words (before truncation), truncated, n_oov.
-- `vocab.json`: {"tokens": [...] (id -> word, from the train captions), "max_words": L}.
-- `attributes.csv` (bundled sets that have them): one row per image, its attribute values
-  (shape, colour, ...) and `heldout` (its combination is never in train).
-- the manifest adds `layout`, `n_captions`, `vocab_size`, `max_words`, `n_truncated`,
-  `test_oov_fraction` and, with attributes.csv, `attributes` = {name: [its values]} and
-  `heldout` = [{name: value, ...}] (the value combinations held out of train).
+A kind may write more files beside images.npy (its `DataKind.files`, by key: a captioned set's
+captions, vocabulary and attributes); `Dataset.file(key)` finds them and the kind's own package
+reads them (e.g. components/datakinds/captioned/read.py).
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,8 +59,8 @@ class Dataset:
         return datakinds.of_processed(self.manifest)
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """(images, labels) of one split of a generate or captioned dataset, readable images
-        only (captioned labels are -1)."""
+        """(images, labels) of one split of a dataset without domains, readable images only
+        (labels -1 where unlabelled)."""
         if self.data_kind.domains:
             raise DataError(
                 f"a {self.kind} translation dataset: use Dataset.domain(name, split) "
@@ -110,62 +100,14 @@ class Dataset:
         return a[ia], b[ib], labels[ia]
 
     def file(self, key: str) -> Path:
-        """The path of one of the files a kind writes beside images.npy (its DataKind.files:
-        a captioned set's captions, vocabulary and attributes)."""
+        """The path of one of the files a kind writes beside images.npy (its DataKind.files,
+        by key)."""
         files = self.data_kind.files
         if key not in files:
-            raise DataError(f"a {self.kind} dataset has no captions; this needs captioned data")
+            raise DataError(f"a {self.kind} dataset has no {key!r} file (it has: {sorted(files)})")
         if self.folder is None:
-            raise DataError("this dataset was not read from a folder: no captions to load")
+            raise DataError(f"this dataset was not read from a folder: no {key!r} file to load")
         return self.folder / files[key]
-
-    @functools.cached_property
-    def vocab(self) -> dict:
-        """vocab.json: {"tokens": [...] (word of each id; 0 <pad>, 1 <unk>), "max_words": L}."""
-        return read_json(self.file("vocab"))
-
-    @functools.cached_property
-    def caption_table(self) -> pd.DataFrame:
-        """captions.csv, every caption (one row each, the rows of captions.npy)."""
-        table = pd.read_csv(
-            self.file("captions"), dtype={"text": str}, keep_default_na=False, na_values=[]
-        )
-        return table.astype({"image": np.int64, "n_words": np.int64, "n_oov": np.int64})
-
-    @functools.cached_property
-    def caption_tokens(self) -> np.ndarray:
-        """captions.npy: int32 (M, L) word ids of every caption."""
-        return np.load(self.file("tokens"), allow_pickle=False)
-
-    def captions(self, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """(image rows (M,) into `images`, int32 word ids (M, L), texts) of the captions of one
-        split's readable images, in caption order: images[rows[m]] is caption m's image."""
-        if split not in SPLITS:
-            raise DataError(f"no split {split!r} (train, test)")
-        table = self.caption_table
-        readable = self.meta["readable"].to_numpy(dtype=bool)
-        rows = table["image"].to_numpy()
-        keep = (table["split"] == split).to_numpy() & readable[rows]
-        return rows[keep], self.caption_tokens[keep], table["text"][keep].tolist()
-
-    def attributes(self, split: str | None = None, ids: bool = True) -> pd.DataFrame | None:
-        """Per-image attributes of a captioned set that has them (None when it has none): one
-        column per attribute of manifest["attributes"] (name -> its values) as value ids (an
-        index into those values: classifier targets), or the values themselves with
-        ids=False, plus `heldout` (a combination never in train). Rows: every image (split
-        None) or one split's readable images; index: their rows of `images`."""
-        values = self.manifest.get("attributes")
-        if values is None:
-            return None
-        table = pd.read_csv(self.file("attributes"), index_col="index", keep_default_na=False)
-        if ids:
-            table = table.assign(
-                **{n: table[n].map({v: i for i, v in enumerate(vs)}) for n, vs in values.items()}
-            )
-        if split is None:
-            return table
-        keep = (self.meta["split"] == split) & self.meta["readable"].astype(bool)
-        return table[keep.to_numpy()]
 
     @property
     def num_classes(self) -> int:

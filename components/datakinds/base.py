@@ -36,7 +36,7 @@ class DataKind:
     domains: ClassVar[bool] = False
     # ... the processed kinds among its own whose A and B rows are aligned pairs (Dataset.pairs)
     aligned_kinds: ClassVar[tuple[str, ...]] = ()
-    # ... and the files beside images.npy it loads on demand, by key (e.g. Dataset.vocab)
+    # ... and the files beside images.npy it loads on demand, by key (Dataset.file(key))
     files: ClassVar[dict[str, str]] = {}
 
     def set_name(self, source) -> str:

@@ -22,6 +22,7 @@ from PIL import Image
 from components import validate
 from components.datakinds.captioned import sources as captioned_sources
 from components.datakinds.captioned import text
+from components.datakinds.captioned.read import read
 from components.errors import DataError
 from components.families.text2image.options import (
     Text2ImageIngestConfig,
@@ -202,14 +203,14 @@ def test_captioned_layouts_ingest(cfg, tmp_path, case, how):
         )
     assert (data.meta["label"] == -1).all() and data.meta["readable"].all()
     for s in ("train", "test"):
-        rows, tokens, texts = data.captions(s)
+        rows, tokens, texts = read(data).split(s)
         assert tokens.shape == (len(rows), 8) and tokens.dtype == np.int32
         assert (data.meta["split"].to_numpy()[rows] == s).all()
         for row, caption in zip(rows, texts, strict=True):  # each caption beside its image
             assert caption in captions_of(stem_of(data.meta["file"].iloc[row]))
         images_, labels = data.split(s)
         assert len(images_) == len(set(rows)) and (labels == -1).all()
-    table = data.caption_table
+    table = read(data).table
     assert table.groupby("image").size().eq(2).all()  # both captions of every image
     assert table.groupby("image")["split"].nunique().eq(1).all()  # one split per image
 
@@ -228,7 +229,7 @@ def test_a_single_tar_shard_is_extracted_as_side_car_captions(cfg, tmp_path):
     shard = tar_members(tmp_path / "shard.tar", shard_members(N, 0))
     _, manifest, data = ingest_to(cfg(shard), tmp_path)
     assert manifest["layout"] == "sidecar" and manifest["n_captions"] == 2 * N
-    assert data.caption_table["text"].iloc[0] in captions_of(stem_of(data.meta["file"].iloc[0]))
+    assert read(data).table["text"].iloc[0] in captions_of(stem_of(data.meta["file"].iloc[0]))
 
 
 def test_image_folders_with_other_txt_files_stay_image_sets(cfg, tmp_path):
@@ -237,7 +238,7 @@ def test_image_folders_with_other_txt_files_stay_image_sets(cfg, tmp_path):
     _, manifest, data = ingest_to(cfg(root), tmp_path)
     assert manifest["kind"] == "generate" and manifest["class_names"] == ["cat", "dog"]
     with pytest.raises(DataError, match="a generate dataset has no captions"):
-        data.captions("train")
+        read(data)
 
 
 # --- faults: one clear line each -----------------------------------------------------------
@@ -396,12 +397,12 @@ def _split_set(root: Path, train: list[str], test: list[str]) -> Path:
 def test_the_vocabulary_comes_from_train_captions_only(cfg, tmp_path):
     root = _split_set(tmp_path / "set", ["b a", "a c", "c a"], ["a zebra", "c b"])
     layout, manifest, data = ingest_to(cfg(root), tmp_path)
-    assert data.vocab == {"tokens": ["<pad>", "<unk>", "a", "c", "b"], "max_words": 8}
-    assert read_json(layout.processed / "vocab.json") == data.vocab
+    assert read(data).vocab == {"tokens": ["<pad>", "<unk>", "a", "c", "b"], "max_words": 8}
+    assert read_json(layout.processed / "vocab.json") == read(data).vocab
     assert manifest["vocab_size"] == 5 and manifest["test_oov_fraction"] == 0.25  # 1 of 4 words
-    _, tokens, texts = data.captions("test")
+    _, tokens, texts = read(data).split("test")
     assert texts == ["a zebra", "c b"] and tokens[0].tolist() == [2, 1, 0, 0, 0, 0, 0, 0]
-    assert data.caption_table["n_oov"].tolist() == [0, 0, 0, 1, 0]
+    assert read(data).table["n_oov"].tolist() == [0, 0, 0, 1, 0]
 
 
 def test_truncation_keeps_the_first_words_and_is_counted(cfg, tmp_path):
@@ -410,11 +411,11 @@ def test_truncation_keeps_the_first_words_and_is_counted(cfg, tmp_path):
     root = _split_set(tmp_path / "set", train, ["one two three four"])
     _, manifest, data = ingest_to(cfg(root, max_caption_words=4), tmp_path)
     assert manifest["n_truncated"] == 3 and manifest["max_words"] == 4
-    table = data.caption_table
+    table = read(data).table
     assert table["truncated"].tolist() == [True, False, True, True, False]
     assert table["n_words"].tolist() == [7, 2, 7, 6, 4]  # before truncation
-    tokens = data.vocab["tokens"]
-    decoded = [text.decode(ids, tokens) for ids in data.caption_tokens]
+    tokens = read(data).vocab["tokens"]
+    decoded = [text.decode(ids, tokens) for ids in read(data).tokens]
     first_four = "one two three four"
     assert decoded == [first_four, "one two", first_four, "three four five six", first_four]
 
@@ -431,22 +432,23 @@ def test_shapes_is_deterministic_holds_out_pairs_and_passes_the_gate(cfg, vcfg, 
     assert values["colour"] == ["red", "green", "blue", "yellow", "purple"]
     held_out = {(h["colour"], h["shape"]) for h in manifest["heldout"]}
     assert len(held_out) == 3
-    train, test = data.attributes("train", ids=False), data.attributes("test", ids=False)
+    captions = read(data)
+    train, test = captions.attributes("train", ids=False), captions.attributes("test", ids=False)
     pairs = {split: set(zip(t["colour"], t["shape"], strict=True)) for split, t in
              (("train", train), ("test", test))}  # fmt: skip
     assert not pairs["train"] & held_out and held_out <= pairs["test"]
     assert len(pairs["train"]) == 12 and pairs["train"] <= pairs["test"]  # seen pairs in test too
     assert not train["heldout"].any() and test["heldout"].sum() == 600
-    ids = data.attributes()  # every image; value ids: classifier targets
+    ids = read(data).attributes()  # every image; value ids: classifier targets
     assert len(ids) == 7200 and ids.loc[test.index[0], "colour"] == values["colour"].index(
         test["colour"].iloc[0]
     )
     assert ids[list(values)].dtypes.map(lambda d: d.kind == "i").all()
-    assert 3 <= data.caption_table.groupby("image").size().min() <= 5
-    assert data.caption_table.groupby("image").size().max() == 5
+    assert 3 <= read(data).table.groupby("image").size().min() <= 5
+    assert read(data).table.groupby("image").size().max() == 5
     assert manifest["test_oov_fraction"] == 0 and manifest["n_truncated"] == 0
     # a caption names its image's attributes
-    rows, _, texts = data.captions("test")
+    rows, _, texts = read(data).split("test")
     row = test.loc[rows[0]]
     assert row["colour"] in texts[0] and row["shape"] in texts[0]
     results = validate.validate_dataset(vcfg(max_caption_words=12), data, layout)

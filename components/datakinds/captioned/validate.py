@@ -10,6 +10,7 @@ import pandas as pd
 
 from components.config import ValidateConfig
 from components.datakinds.captioned import test_oov_fraction
+from components.datakinds.captioned.read import read
 from components.datakinds.images.validate import suite as image_rules
 from components.dataset import Dataset
 from components.errors import DataError
@@ -25,7 +26,7 @@ def summarize(data: Dataset) -> pd.DataFrame:
     from components.validate import summarize as per_image
 
     table = per_image(data.images, data.meta)
-    captions = data.caption_table
+    captions = read(data).table
     rows = pd.RangeIndex(len(table))
     words = captions.groupby("image")["n_words"]
     with_words = captions[captions["n_words"] > 0].groupby("image").size()

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from components.config import EvaluateConfig
+from components.datakinds.captioned.read import read
 from components.layout import Layout, read_json
 
 R_CANDIDATES = 100  # the true caption and 99 mismatched ones (AttnGAN)
@@ -112,7 +113,7 @@ def attribute_targets(
 ) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
     """({attribute: int value per row}, held-out flag per row) of the given image rows, or None
     when the dataset has no attributes."""
-    table = data.attributes() if hasattr(data, "attributes") else None
+    table = read(data).attributes()
     if table is None:
         return None
     names = list(data.manifest["attributes"])
@@ -147,8 +148,9 @@ def score(cfg: EvaluateConfig, layout: Layout, data, G, text, prompts=None) -> t
         train_encoders,
     )
 
-    train_rows, train_tokens, _ = data.captions("train")
-    rows, tokens, texts = data.captions("test")
+    captions = read(data)
+    train_rows, train_tokens, _ = captions.split("train")
+    rows, tokens, texts = captions.split("test")
     g_tokens = tokens if prompts is None or reads_word_ids(prompts) else prompts.encode(texts)[0]
     images = np.asarray(data.images)
     rng = np.random.default_rng(cfg.seed)
@@ -194,7 +196,7 @@ def score(cfg: EvaluateConfig, layout: Layout, data, G, text, prompts=None) -> t
         images,
         train_rows,
         train_tokens,
-        len(data.vocab["tokens"]),
+        len(captions.vocab["tokens"]),
         opts,
         EVAL_ENCODER_SEED,
         ev,

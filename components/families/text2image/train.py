@@ -10,6 +10,7 @@ from components.families.text2image.options import SPEC_FILE
 
 
 def build(cfg, layout, data, device, me) -> Built:
+    from components.datakinds.captioned.read import read
     from components.families.text2image.encoder import (
         VOCAB_FILE,
         encode_sentences,
@@ -20,9 +21,10 @@ def build(cfg, layout, data, device, me) -> Built:
     from components.families.text2image.trainer import PANEL_CAPTIONS, Text2ImageTrainer
 
     data_hash = data.manifest["content_hash"]
-    rows, tokens, texts = data.captions("train")
-    vocab = data.vocab
-    _, test_tokens, test_texts = data.captions("test")
+    captions = read(data)
+    rows, tokens, texts = captions.split("train")
+    vocab = captions.vocab
+    _, test_tokens, test_texts = captions.split("test")
     pick = np.linspace(0, len(test_tokens) - 1, PANEL_CAPTIONS).round().astype(int)
     folders = {}
     if cfg.text.pretrained:  # a frozen local HF model; only a projection is trained
@@ -79,11 +81,12 @@ def _pretrained(cfg, layout, data, rows, texts, panel_texts):
     the model's copy for models/)."""
     import torch
 
+    from components.datakinds.captioned.read import read
     from components.families.text2image import pretrained
     from components.families.text2image.encoder import encoder_folder, train_encoders
 
     tokenizer, model = pretrained.load(cfg.text.encoder)
-    budget = pretrained.max_tokens(int(data.vocab["max_words"]), model)
+    budget = pretrained.max_tokens(int(read(data).vocab["max_words"]), model)
     prompts = pretrained.TokenizerPrompts(tokenizer, budget)
     pooled = pretrained.Pooled(model, prompts.pad_id)
     ids, _ = prompts.encode(texts)
