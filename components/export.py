@@ -72,9 +72,8 @@ def _onnx(G: torch.nn.Module, example: tuple, path: Path, check: tuple) -> torch
         raise ConfigError(
             'onnx export needs onnx, onnxscript and onnxruntime: pip install -e ".[export]"'
         ) from None
-    names = getattr(G, "input_names", None) or (
-        ["x"] if len(example) == 1 else ["z", "c", "label"][: len(example)]
-    )  # a module may name its inputs (text2image: tokens, z)
+    # the family's export names G's inputs (ModelFamily.export_module)
+    names = list(getattr(G, "input_names", ())) or [f"input{i}" for i in range(len(example))]
     batch = torch.export.Dim("batch", min=1)
     dynamic = tuple({0: batch} for _ in example)
     quiet = logging.getLogger("torch.onnx")  # "torchvision is not installed" lines

@@ -109,7 +109,8 @@ class ModelFamily:
         return self._hook("card")(metrics, tags, params, alias, reason)
 
     def export_module(self, model_dir: Path, spec: dict, direction: str):
-        """export: (G in eval mode, inputs(batch, seed) -> a tuple of G's inputs)."""
+        """export: (G in eval mode, inputs(batch, seed) -> a tuple of G's inputs); G's
+        `input_names` attribute names those inputs in the ONNX graph."""
         return self._hook("export_module")(model_dir, spec, direction)
 
     def generate(self, model, model_uri: str, request, out: Path) -> dict:

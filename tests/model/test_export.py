@@ -111,6 +111,15 @@ def test_noise_generator_export_parity(generator_dir, tmp_path, fmt):
     print(f"noise generator {fmt}: max abs diff {diff:.2e}")
     assert 0.0 <= diff < TOLERANCE[fmt]
     assert out.is_file()
+    if fmt == "onnx":  # the graph's inputs keep the names they have always had
+        assert onnx_inputs(out) == ["z", "c"]
+
+
+def onnx_inputs(path) -> list[str]:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return [i.name for i in session.get_inputs()]
 
 
 def test_exported_onnx_runs_on_its_own(translator_dir, tmp_path):
@@ -118,6 +127,7 @@ def test_exported_onnx_runs_on_its_own(translator_dir, tmp_path):
     import onnxruntime as ort
 
     export(translator_dir, "onnx", tmp_path / "G.onnx", "b2a")
+    assert onnx_inputs(tmp_path / "G.onnx") == ["x"]
     session = ort.InferenceSession(str(tmp_path / "G.onnx"), providers=["CPUExecutionProvider"])
     (img,) = session.run(None, {"x": (torch.rand(5, 3, 32, 32) * 2 - 1).numpy()})
     assert img.shape == (5, 1, 32, 32)

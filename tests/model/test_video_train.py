@@ -131,6 +131,10 @@ def test_export_parity(registered, tmp_path):
     root, _, _ = registered
     assert export(Layout(root).models, "torchscript", tmp_path / "G.pt") < 1e-4
     assert export(Layout(root).models, "onnx", tmp_path / "G.onnx") < 1e-4
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(tmp_path / "G.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["z_content", "eps", "label"]
 
 
 def test_rest_serving_returns_the_pyfunc_clips(registered):

@@ -12,6 +12,7 @@ def export_module(model_dir: Path, spec: dict, direction: str):
     from components.seeds import latents
 
     G, spec = load_generator(model_dir)
+    G.input_names = ("z",)  # ONNX: the flat latent
 
     def inputs(batch: int, seed: int) -> tuple:
         return (latents(range(seed, seed + batch), spec["latent_dim"]),)

@@ -13,6 +13,7 @@ def export_module(model_dir: Path, spec: dict, direction: str):
     from components.seeds import latents
 
     G = load_generator(require(model_dir, "G_ema.safetensors"), spec)
+    G.input_names = ("z", "c") if spec["num_classes"] else ("z",)  # ONNX: latents, class ids
 
     def noise(batch: int, seed: int) -> tuple:
         z = latents(range(seed, seed + batch), spec["z_dim"])  # (B, z_dim)

@@ -14,6 +14,7 @@ def export_module(model_dir: Path, spec: dict, direction: str):
     nets.check_spec(spec)
     nets.check_direction(spec, direction)
     G = nets.load_translator(require(model_dir, nets.WEIGHTS[direction]), spec, direction)
+    G.input_names = ("x",)  # ONNX: source images
     shape = (G.in_channels, spec["image_size"], spec["image_size"])
 
     def images(batch: int, seed: int) -> tuple:

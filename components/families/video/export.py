@@ -9,6 +9,8 @@ import torch
 
 
 class Unconditional(torch.nn.Module):
+    input_names = ("z_content", "eps")  # the ONNX graph's input names
+
     def __init__(self, G):
         super().__init__()
         self.G = G
@@ -23,6 +25,8 @@ def export_module(model_dir: Path, spec: dict, direction: str):
     G, spec = load_generator(model_dir)
     k = spec["num_classes"]
     net = G if k else Unconditional(G).eval()
+    if k:
+        net.input_names = ("z_content", "eps", "label")
 
     def inputs(batch: int, seed: int) -> tuple:
         zc, eps = clip_latents(range(seed, seed + batch), spec)
