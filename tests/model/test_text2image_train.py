@@ -137,3 +137,31 @@ def test_family_resumes_bit_identical(t2i_shapes, tmp_path):
         for name in mine:
             assert_same_state(mine[name].state_dict(), theirs[name].state_dict(), name)
     assert_same_state(full.extra_state(), again.extra_state(), "extra")
+
+
+@pytest.mark.parametrize("k", [1, 64])
+def test_mismatched_captions_are_other_images_and_hard_with_candidates(k):
+    """D's mismatched caption is always another image's; with mismatch_candidates k > 1 it is
+    the candidate closest to the true sentence: here, with 64 draws among 6 captions, the
+    nearest other-image caption every time (k = 1 draws them all)."""
+    from components.families.text2image.trainer import Text2ImageTrainer
+
+    cfg = t2i_params("train.batch_size=16", f"train.mismatch_candidates={k}").train
+    # captions 0-5 on images 0, 0, 1, 1, 2, 2; caption i's sentence points at angle 20 * i deg
+    angles = torch.deg2rad(torch.arange(6.0) * 20)
+    sentences = torch.stack([angles.cos(), angles.sin()], 1).repeat(1, 8)  # (6, 16)
+    rows = np.array([0, 0, 1, 1, 2, 2])
+    images = np.zeros((3, 3, 32, 32), np.uint8)
+    nearest = torch.tensor([2, 2, 1, 4, 3, 3])  # nearest caption on another image
+    trainer = Text2ImageTrainer(
+        cfg, images, rows, sentences, sentences[:2], torch.nn.Identity(), torch.device("cpu")
+    )
+    picked = set()
+    for _ in range(20):
+        caps = torch.randint(0, 6, (16,))
+        other = trainer.mismatched(caps, 16, slice(0, 16))
+        assert (torch.from_numpy(rows)[other] != torch.from_numpy(rows)[caps]).all()
+        if k > 1:
+            assert torch.equal(other, nearest[caps])
+        picked |= set(other.tolist())
+    assert picked == (set(range(6)) if k == 1 else {1, 2, 3, 4})

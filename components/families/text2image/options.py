@@ -92,6 +92,9 @@ class Text2ImageTrainConfig(TrainConfig):
     ma_gp_weight: Annotated[float, Field(ge=0)]  # matching-aware zero-centred GP (DF-GAN: 2)
     ma_gp_power: PosFloat  # DF-GAN: 6
     mismatch_weight: Annotated[float, Field(ge=0)]  # weight of D's mismatched-caption loss
+    # other images' captions drawn per mismatched pair; D sees the one whose sentence is
+    # closest to the true one (a hard negative). 1 = one random other caption (DF-GAN)
+    mismatch_candidates: PosInt = 1
     ema_half_life_kimg: Annotated[float, Field(ge=0)]
     text: TextEncoderConfig
 

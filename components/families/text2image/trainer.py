@@ -79,6 +79,7 @@ class Text2ImageTrainer(EmaGanTrainer):
         self.autocast = autocast_context(cfg, device)
         self.reals = torch.from_numpy(np.array(images)).to(device)  # uint8, resident, writable
         self.caption_rows = torch.from_numpy(caption_rows).long().to(device)  # caption -> image
+        self.next_other = torch.from_numpy(next_other_image(caption_rows)).to(device)
         self.sentences = sentences.to(device)  # (M, dim) frozen sentence vectors
         self.batch = cfg.batch_size // world
         self.ema_beta = ema_beta(cfg.batch_size, cfg.ema_half_life_kimg)
@@ -105,14 +106,31 @@ class Text2ImageTrainer(EmaGanTrainer):
         m, total, gen = len(self.sentences), self.cfg.batch_size, self.batch_gen
         mine = slice(self.rank * self.batch, (self.rank + 1) * self.batch)
         caps = torch.randint(0, m, (total,), device=self.device, generator=gen)[mine]
-        # a mismatched caption: one drawn from another image (redrawn where it hit the same)
-        other = torch.randint(0, m, (total,), device=self.device, generator=gen)[mine]
-        same = self.caption_rows[other] == self.caption_rows[caps]
-        other = torch.where(same, (other + 1) % m, other)
+        other = self.mismatched(caps, total, mine)
         z = torch.randn(total, self.cfg.z_dim, device=self.device, generator=gen)[mine]
         real_img = self.reals[self.caption_rows[caps]].float().div_(127.5).sub_(1.0)
         real_img = real_img.contiguous(memory_format=self.memory_format)  # (B, C, S, S)
         return real_img, self.sentences[caps], self.sentences[other], z
+
+    def mismatched(self, caps: torch.Tensor, total: int, mine: slice) -> torch.Tensor:
+        """A mismatched caption per true one: a caption of another image (where a draw hit
+        the true image, the next caption that is another image's). With
+        train.mismatch_candidates k > 1, k are drawn and the one whose sentence is closest
+        (cosine) to the true one's is kept: a hard negative, so D must read the words that
+        tell near captions apart."""
+        m, k, gen = len(self.sentences), self.cfg.mismatch_candidates, self.batch_gen
+        shape = (total,) if k == 1 else (total, k)
+        other = torch.randint(0, m, shape, device=self.device, generator=gen)[mine]
+        true_rows = self.caption_rows[caps] if k == 1 else self.caption_rows[caps][:, None]
+        other = torch.where(self.caption_rows[other] == true_rows, self.next_other[other], other)
+        if k == 1:
+            return other
+        cand, true = (
+            F.normalize(self.sentences[other], dim=-1),
+            F.normalize(self.sentences[caps], dim=-1),
+        )
+        closeness = (cand * true[:, None]).sum(-1)  # (B, k): cosine to the true sentence
+        return other.gather(1, closeness.argmax(1, keepdim=True)).squeeze(1)
 
     def d_step(self, real_img, s, s_mis, gen_img):
         """D: hinge on matched reals (-> +1), fakes and mismatched reals (-> -1), and MA-GP."""
@@ -156,6 +174,22 @@ class Text2ImageTrainer(EmaGanTrainer):
         with torch.no_grad():
             stats = [d_loss, g_loss, d_real.mean(), d_fake.mean(), d_mis.mean(), ma_gp]
             return torch.stack([torch.as_tensor(v, device=self.device).float() for v in stats])
+
+
+def next_other_image(rows: np.ndarray) -> np.ndarray:
+    """For each caption, the next caption (cyclically, in caption order) that belongs to
+    another image than its own; rows: the image of each caption. Every caption on one image
+    has no such caption: an error (there is nothing to mismatch with)."""
+    from components.errors import DataError
+
+    m = len(rows)
+    doubled = np.concatenate([rows, rows])
+    nxt = np.full(2 * m, -1, np.int64)
+    for j in range(2 * m - 2, -1, -1):  # the next index whose image differs from j's
+        nxt[j] = j + 1 if doubled[j + 1] != doubled[j] else nxt[j + 1]
+    if m and (nxt[:m] < 0).any():
+        raise DataError("every train caption is of one image: no mismatched caption to draw")
+    return nxt[:m] % max(m, 1)
 
 
 def probe_inputs(sentences: torch.Tensor, n: int, z_dim: int, seed: int):
