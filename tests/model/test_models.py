@@ -260,6 +260,27 @@ def test_fp16_checkpoint_holds_the_grad_scaler(tmp_path):
     assert set(payload["rng"]) == {"torch", "cuda", "numpy", "python"}
 
 
+def assert_resume_is_exact(build, cfg, tmp_path, at: int) -> None:
+    """`build()` makes a fresh trainer. The run of `cfg` in one go (a checkpoint at step `at`,
+    half of it) vs a fresh trainer resumed from that checkpoint for the rest, as after a kill:
+    every module, optimiser and the extra state (pools, scaler, batch stream) bit-identical."""
+    import shutil
+
+    from components.train.loop import fit
+
+    full = build()
+    fit(full, cfg, tmp_path / "a", Callbacks())
+    (tmp_path / "b").mkdir()
+    shutil.copy(tmp_path / "a" / f"checkpoint-{at:09d}.pt", tmp_path / "b")
+    again = build()
+    assert fit(again, cfg, tmp_path / "b", Callbacks()).step == 2 * at
+    for kind in ("modules", "optimizers"):
+        mine, theirs = getattr(full, kind)(), getattr(again, kind)()
+        for name in mine:
+            assert_same_state(mine[name].state_dict(), theirs[name].state_dict(), name)
+    assert_same_state(full.extra_state(), again.extra_state(), "extra")
+
+
 def assert_same_state(a, b, where: str = "state") -> None:
     """Every tensor equal (torch.equal) and every other value equal, through nested containers."""
     if isinstance(a, torch.Tensor):
