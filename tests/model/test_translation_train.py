@@ -193,3 +193,15 @@ def test_sigkill_then_restart_ends_bit_identical(datasets, tmp_path):
     for name, tensors in weights.items():
         resumed = load_file(str(models / f"{name}.safetensors"))
         assert all(torch.equal(tensors[k], resumed[k]) for k in tensors), name
+
+
+def test_semantic_classifiers_train_longer_on_small_splits():
+    """train.translation.semantic_min_steps: the default's 4,000 digits per domain keep their 5
+    epochs (63 batches each: 315 steps), a held-out split of 1,280 gets 15 (300 steps), and 0
+    turns the floor off."""
+    from components.families.translation.semantic import classifier_epochs
+
+    assert classifier_epochs(4000, 5, 300) == 5
+    assert classifier_epochs(1280, 5, 300) == 15
+    assert classifier_epochs(1280, 5, 0) == 5
+    assert classifier_epochs(10, 2, 300) == 300  # one batch per epoch

@@ -159,15 +159,19 @@ class CycleGanFamily(TranslationFamily):
     def _semantic_classifiers(self, cfg: TrainConfig, data) -> dict[str, torch.nn.Module]:
         """Each domain's frozen classifier when train.translation.lambda_semantic > 0 and both
         domains are labelled (every train image); {} otherwise."""
-        from components.families.translation.semantic import train_classifier
+        from components.families.translation.semantic import classifier_epochs, train_classifier
 
         t, k = cfg.translation, len(data.manifest["class_names"])
         labels = {"A": self.labels_A, "B": self.labels_B}
         if t.lambda_semantic <= 0 or k < 2 or any(bool((y < 0).any()) for y in labels.values()):
             return {}
         reals = {"A": self.reals_A, "B": self.reals_B}
+        epochs = {
+            d: classifier_epochs(len(reals[d]), t.semantic_epochs, t.semantic_min_steps)
+            for d in reals
+        }
         return {
-            d: train_classifier(reals[d], labels[d], k, t.semantic_epochs, cfg.seed + i)
+            d: train_classifier(reals[d], labels[d], k, epochs[d], cfg.seed + i)
             for i, d in enumerate(("A", "B"))
         }
 

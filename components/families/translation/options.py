@@ -22,6 +22,8 @@ class TranslationConfig(_Section):
     cycle_b_factor: Annotated[float, Field(ge=0)]  # B->A->B cycle weight / A->B->A's
     lambda_semantic: Annotated[float, Field(ge=0)]  # CyCADA's semantic consistency (labels)
     semantic_epochs: PosInt  # epochs of each domain's frozen classifier
+    # ... or more on a small train split: at least this many batches (of 64)
+    semantic_min_steps: Annotated[int, Field(ge=0)] = 300
     lambda_identity: Annotated[float, Field(ge=0)]
     lambda_l1: Annotated[float, Field(ge=0)]
     pool_size: Annotated[int, Field(ge=0)]

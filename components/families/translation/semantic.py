@@ -6,6 +6,8 @@ shapes must survive the translation. Unlabelled data trains as plain CycleGAN.""
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -24,6 +26,15 @@ def classifier(channels: int, n_classes: int, size: int) -> nn.Module:
     )  # fmt: skip
 
 
+BATCH = 64  # images per classifier step
+
+
+def classifier_epochs(n: int, epochs: int, min_steps: int) -> int:
+    """Passes over n train images: `epochs`, or as many as make `min_steps` batches when the
+    split is small (a classifier of 1,280 images is still weak after 5 passes of 20 steps)."""
+    return max(epochs, math.ceil(min_steps / max(1, math.ceil(n / BATCH))))
+
+
 def train_classifier(
     images: torch.Tensor, labels: torch.Tensor, n_classes: int, epochs: int, seed: int
 ) -> nn.Module:
@@ -36,7 +47,7 @@ def train_classifier(
         net = classifier(images.shape[1], n_classes, images.shape[2]).to(images.device)
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
         for _ in range(epochs):
-            for idx in torch.randperm(len(images), generator=gen).split(64):
+            for idx in torch.randperm(len(images), generator=gen).split(BATCH):
                 dy, dx = torch.randint(-2, 3, (2,), generator=gen).tolist()
                 x = torch.roll(to_unit(images[idx.to(images.device)]), (dy, dx), (2, 3))
                 loss = F.cross_entropy(net(x), labels[idx.to(labels.device)])
