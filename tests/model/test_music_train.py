@@ -61,6 +61,52 @@ def test_generator_draws_binary_rolls_from_four_latents():
     assert torch.equal(drawn[:, :, 0::2], drawn[:, :, 1::2])
 
 
+def test_mono_tracks_sound_one_pitch_or_a_rest_per_step_straight_through():
+    from components.families.music.nets import Generator, one_voice
+
+    logits = torch.tensor([[0.1, 2.0, 0.3], [0.0, -1.0, 1.5]], requires_grad=True)  # 2 pitches
+    voice = one_voice(logits)  # + a rest each
+    assert voice.tolist() == [[0.0, 1.0], [0.0, 0.0]]  # pitch 1, then the rest wins
+    voice[0, 1].backward()
+    soft = torch.softmax(logits.detach(), -1)[0]
+    expected = soft[1] * (torch.eye(3)[1] - soft)  # d softmax_1 / d logits
+    torch.testing.assert_close(logits.grad[0], expected)
+    torch.manual_seed(0)
+    G = Generator(8, tracks=4, bars=4, steps_per_bar=16, pitches=48, channels=8,
+                  mono=(True, False, True, True)).eval()  # fmt: skip
+    roll = G(torch.randn(16, G.latent_dim)) > 0.5
+    at_once = roll.sum(dim=3).amax(dim=(0, 2))  # most pitches sounding at once, per track
+    assert at_once[[0, 2, 3]].max() == 1 and at_once[1] > 1  # untrained: some sound, some rest
+
+
+def test_voicing_auto_follows_each_tracks_polyphony():
+    from components.families.music.train import mono_tracks
+
+    windows = np.zeros((10, 3, 16, 24), np.uint8)
+    windows[:, 0, :, 5] = 1  # one voice
+    windows[:, 1, :, [3, 7]] = 1  # two pitches at every step: chords
+    windows[:, 2, :8, 2] = 1  # one voice with a short chord: 1 of its 8 sounding steps
+    windows[:, 2, 0, 9] = 1
+    assert mono_tracks("auto", windows) == [True, False, False]  # 1/8 >= 0.1: not one voice
+    windows[:, 2, 0, 9] = 0
+    assert mono_tracks("auto", windows) == [True, False, True]
+    assert (
+        mono_tracks("mono", windows) == [True] * 3 and mono_tracks("poly", windows) == [False] * 3
+    )
+
+
+def test_roll2d_baseline_draws_and_scores_the_same_windows():
+    from components.families.music.nets import build_discriminator, build_generator
+
+    spec = {"arch": "roll2d", "z_dim": 8, "tracks": 4, "bars": 4, "steps_per_bar": 12,
+            "pitches": 36, "g_channels": 8}  # fmt: skip
+    G = build_generator(spec).eval()
+    assert G.latent_dim == 8 * (2 + 2 * 4)  # a seed draws the same latent as for musegan
+    probs = G(torch.randn(3, G.latent_dim))
+    assert probs.shape == (3, 4, 48, 36) and probs.min() >= 0 and probs.max() <= 1
+    assert build_discriminator(spec, 8, chroma=True)(probs).shape == (3,)
+
+
 def test_controls_keep_density_and_rhythm():
     from components.families.music.evaluate import random_control, shuffled_control
 

@@ -4,9 +4,12 @@ G: four latents per window, each z_dim wide: shared across tracks and time (z_sh
 across tracks, one per bar (z_shared_t, from a temporal net), private to a track (z_track),
 private to a track, one per bar (z_track_t, a temporal net shared by the tracks). Each bar of
 each track is drawn by that track's own bar generator (transposed convolutions) from the four
-latents of its (bar, track). Output: note
-probabilities (B, tracks, bars * steps_per_bar, pitches) in [0, 1]; `binarize` thresholds at
-0.5 with a straight-through gradient (BinaryMuseGAN's deterministic binary neurons).
+latents of its (bar, track). Output: note probabilities (B, tracks, bars * steps_per_bar,
+pitches) in [0, 1]; `binarize` thresholds at 0.5 with a straight-through gradient
+(BinaryMuseGAN's deterministic binary neurons). A monophonic track (one voice: a chorale's
+soprano) is drawn as one choice per step among its pitches and a rest: the one-hot of the
+softmax's argmax forward, the softmax's gradient backward (straight-through), so it never
+sounds two pitches at once; a polyphonic track keeps the independent sigmoids.
 
 D: bar level, each bar of the window by the same convolutions (a per-step chord encoder over
 all pitches and all tracks, then strided time convolutions; optionally the bar folded to 12
@@ -24,7 +27,15 @@ from torch import nn
 def binarize(probs: torch.Tensor) -> torch.Tensor:
     """Hard 0/1 at 0.5 forward, identity gradient backward (straight-through)."""
     hard = (probs > 0.5).to(probs.dtype)
-    return hard + probs - probs.detach()
+    return hard + (probs - probs.detach())  # exactly hard forward: x - x is 0
+
+
+def one_voice(logits: torch.Tensor) -> torch.Tensor:
+    """Logits (..., pitches + 1: the last is the rest) -> (..., pitches): the one-hot of the
+    argmax forward (all zeros on a rest), the softmax's gradient backward (straight-through)."""
+    soft = torch.softmax(logits, dim=-1)
+    hard = torch.nn.functional.one_hot(soft.argmax(-1), logits.shape[-1]).to(soft.dtype)
+    return (hard + (soft - soft.detach()))[..., :-1]
 
 
 class Temporal(nn.Module):
@@ -43,9 +54,11 @@ class Temporal(nn.Module):
 
 class Generator(nn.Module):
     def __init__(self, z_dim: int, tracks: int, bars: int, steps_per_bar: int, pitches: int,
-                 channels: int = 32, unit: int = 1):  # fmt: skip
+                 channels: int = 32, unit: int = 1, mono: tuple[bool, ...] = ()):  # fmt: skip
         super().__init__()
         self.z_dim, self.tracks, self.bars = z_dim, tracks, bars
+        self.mono = tuple(mono) or (False,) * tracks  # per track: one voice (a rest or a pitch)
+        assert len(self.mono) == tracks, (self.mono, tracks)
         self.steps_per_bar, self.pitches, self.unit = steps_per_bar, pitches, unit
         self.shared_t = Temporal(z_dim, bars)
         self.track_t = Temporal(z_dim, bars)
@@ -64,9 +77,13 @@ class Generator(nn.Module):
             layers += [nn.ConvTranspose2d(ch, c, (2, 1), stride=(2, 1)),  # (c, 2t, octaves)
                        nn.BatchNorm2d(c), nn.ReLU()]  # fmt: skip
             t, ch = t * 2, c
-        layers.append(nn.ConvTranspose2d(ch, 1, (1, 12), stride=(1, 12)))  # (1, t, pitches)
         self.bar = nn.ModuleList(nn.Sequential(*[copy.deepcopy(m) for m in layers])
                                  for _ in range(tracks))  # fmt: skip
+        # each track's pitch logits (1, t, pitches) and, for a mono track, its rest's (1, t, 1)
+        self.pitch = nn.ModuleList(nn.ConvTranspose2d(ch, 1, (1, 12), stride=(1, 12))
+                                   for _ in range(tracks))  # fmt: skip
+        self.rest = nn.ModuleList(nn.Conv2d(ch, 1, (1, octaves)) if m else nn.Identity()
+                                  for m in self.mono)  # fmt: skip
         self.drawn_steps = t  # steps each bar generator draws; repeated up to steps_per_bar
 
     @property
@@ -96,11 +113,19 @@ class Generator(nn.Module):
             dim=3,
         )  # (B, bars, tracks, 4d): what each (bar, track) is drawn from
         per = per.reshape(b * n, k, 4 * d, 1, 1)
-        x = torch.cat([g(per[:, i]) for i, g in enumerate(self.bar)], dim=1)  # (B*bars, k, t, p)
+        tracks = []
+        for i in range(k):  # (B * bars, 1, t / unit, p) note probabilities of track i
+            h = self.bar[i](per[:, i])
+            logits = self.pitch[i](h)
+            if self.mono[i]:
+                tracks.append(one_voice(torch.cat([logits, self.rest[i](h)], dim=3)))
+            else:
+                tracks.append(torch.sigmoid(logits))
+        x = torch.cat(tracks, dim=1)  # (B * bars, k, t / unit, p)
         if self.drawn_steps < self.steps_per_bar:  # (B * bars, k, t / unit, p) -> (.., t, p)
             x = x.repeat_interleave(self.steps_per_bar // self.drawn_steps, dim=2)
         x = x.view(b, n, k, self.steps_per_bar, self.pitches).permute(0, 2, 1, 3, 4)
-        out = torch.sigmoid(x.reshape(b, k, n * self.steps_per_bar, self.pitches))
+        out = x.reshape(b, k, n * self.steps_per_bar, self.pitches)
         assert out.shape[1:] == (k, n * self.steps_per_bar, self.pitches)
         return out
 
@@ -161,6 +186,73 @@ class Discriminator(nn.Module):
         return self.score(self.window(h).flatten(1)).squeeze(1)
 
 
-def build_generator(spec: dict) -> Generator:
+class RollGenerator(nn.Module):
+    """The simpler baseline (train.arch roll2d): a 2-D DCGAN over the stacked roll, tracks as
+    channels. One latent -> (4c, T/16, P/16), four nearest-upsample + 3x3 convolution blocks
+    to (tracks, T, P), sigmoid. No bars, no per-track generators, no voices. The same latent
+    width as the MuseGAN G, so a seed draws a window of the same shape."""
+
+    def __init__(self, z_dim: int, tracks: int, bars: int, steps_per_bar: int, pitches: int,
+                 channels: int = 32):  # fmt: skip
+        super().__init__()
+        self.z_dim, self.tracks, self.bars = z_dim, tracks, bars
+        self.steps_per_bar, self.pitches = steps_per_bar, pitches
+        t, c = bars * steps_per_bar, channels
+        self.sizes = [(-(-t // 2**i), -(-pitches // 2**i)) for i in range(4, -1, -1)]
+        self.fc = nn.Linear(self.latent_dim, 4 * c * self.sizes[0][0] * self.sizes[0][1])
+        self.stem = nn.Sequential(nn.BatchNorm2d(4 * c), nn.ReLU())
+        widths = [4 * c, 4 * c, 2 * c, c, c]
+        self.blocks = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv2d(widths[i], widths[i + 1], 3, padding=1),
+                nn.BatchNorm2d(widths[i + 1]),
+                nn.ReLU(),
+            )  # fmt: skip
+            for i in range(4)
+        )
+        self.out = nn.Conv2d(c, tracks, 3, padding=1)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.z_dim * (2 + 2 * self.tracks)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.stem(self.fc(z).view(len(z), -1, *self.sizes[0]))
+        for size, block in zip(self.sizes[1:], self.blocks, strict=True):
+            x = block(nn.functional.interpolate(x, size=size, mode="nearest"))
+        return torch.sigmoid(self.out(x))
+
+
+class RollDiscriminator(nn.Module):
+    """The baseline's D: four stride-2 4x4 convolutions over the stacked roll, one score."""
+
+    def __init__(self, tracks: int, window_steps: int, pitches: int, channels: int = 16):
+        super().__init__()
+        layers: list[nn.Module] = []
+        ch = tracks
+        for i in range(4):
+            layers += [nn.Conv2d(ch, channels * 2**i, 4, 2, 1), nn.LeakyReLU(0.2)]
+            ch = channels * 2**i
+        self.convs = nn.Sequential(*layers)
+        with torch.no_grad():
+            n = self.convs(torch.zeros(1, tracks, window_steps, pitches)).numel()
+        self.score = nn.Linear(n, 1)
+
+    def forward(self, x: torch.Tensor, c=None) -> torch.Tensor:
+        return self.score(self.convs(x).flatten(1)).squeeze(1)
+
+
+def build_discriminator(spec: dict, channels: int, chroma: bool) -> nn.Module:
+    k, p = spec["tracks"], spec["pitches"]
+    if spec.get("arch") == "roll2d":
+        return RollDiscriminator(k, spec["bars"] * spec["steps_per_bar"], p, channels)
+    return Discriminator(k, spec["bars"], spec["steps_per_bar"], p, channels, chroma)
+
+
+def build_generator(spec: dict) -> nn.Module:
+    if spec.get("arch") == "roll2d":
+        return RollGenerator(spec["z_dim"], spec["tracks"], spec["bars"], spec["steps_per_bar"],
+                             spec["pitches"], spec["g_channels"])  # fmt: skip
     return Generator(spec["z_dim"], spec["tracks"], spec["bars"], spec["steps_per_bar"],
-                     spec["pitches"], spec["g_channels"], spec.get("unit_steps", 1))  # fmt: skip
+                     spec["pitches"], spec["g_channels"], spec.get("unit_steps", 1),
+                     tuple(spec.get("mono_tracks", ())))  # fmt: skip

@@ -19,7 +19,7 @@ from components.config import (
     _Section,
 )
 
-ARCHS = ("musegan",)
+ARCHS = ("musegan", "roll2d")  # roll2d: the simpler baseline, a 2-D DCGAN over the roll
 SPEC_FILE = "music.json"  # G's spec (grid, tracks, latents), beside its weights
 MIDI_PITCHES = 128
 
@@ -68,10 +68,11 @@ class MusicNetConfig(_Section):
     binarize: Literal["straight_through", "none"]  # how D sees G's output in training
     unit_steps: PosInt  # G draws notes on a grid of this many steps (a note lasts >= it)
     chroma_stream: bool  # D also reads the window folded to 12 pitch classes
+    voicing: Literal["auto", "mono", "poly"]  # per track: one voice (pitch or rest) or chords
 
 
 class MusicTrainConfig(TrainConfig):
-    arch: Literal["musegan"]
+    arch: Literal["musegan", "roll2d"]
     ema_half_life_kimg: Annotated[float, Field(ge=0)]
     music: MusicNetConfig
 

@@ -7,9 +7,25 @@ import numpy as np
 from components.families.base import Built
 from components.families.music.options import SPEC_FILE
 
+MONO_BELOW = 0.1  # voicing auto: a track is one voice when under this share of its sounding
+# steps hold two pitches or more (chorale voices: 0.01-0.02; a merged or keyboard track: more)
 
-def make_spec(cfg, manifest: dict) -> dict:
-    """What models/ says about G: the grid it draws on, its sizes, the tempo for MIDI."""
+
+def mono_tracks(voicing: str, windows: np.ndarray) -> list[bool]:
+    """Which tracks G draws as one voice: all (mono), none (poly), or by the train windows'
+    polyphony (auto)."""
+    from components.families.music.metrics import polyphony_rate
+
+    k = windows.shape[1]
+    if voicing != "auto":
+        return [voicing == "mono"] * k
+    rate = polyphony_rate(np.asarray(windows[: min(len(windows), 4000)]))
+    return [bool(r < MONO_BELOW) for r in np.nan_to_num(rate, nan=0.0)]
+
+
+def make_spec(cfg, manifest: dict, windows: np.ndarray) -> dict:
+    """What models/ says about G: the grid it draws on, its sizes, which tracks are one voice,
+    the tempo for MIDI."""
     grid = manifest["grid"]
     tracks, steps, pitches = manifest["shape"]
     return {
@@ -19,6 +35,7 @@ def make_spec(cfg, manifest: dict) -> dict:
         "latent_dim": cfg.music.z_dim * (2 + 2 * tracks),
         "g_channels": cfg.g_channels,
         "unit_steps": cfg.music.unit_steps,
+        "mono_tracks": mono_tracks(cfg.music.voicing, windows),
         "tracks": tracks,
         "bars": grid["bars_per_window"],
         "steps_per_bar": grid["steps_per_beat"] * grid["beats_per_bar"],
@@ -41,8 +58,8 @@ def build(cfg, layout, data, device, me) -> Built:
     from components.families.music.probe import MusicProbe
     from components.families.music.trainer import MusicTrainer
 
-    spec = make_spec(cfg, data.manifest)
     windows = train_windows(data)
+    spec = make_spec(cfg, data.manifest, windows)
     trainer = MusicTrainer(cfg, windows, spec, device, me.rank, me.world)
 
     def probe():

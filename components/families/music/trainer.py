@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from components.families.music.nets import Discriminator, Generator, binarize
+from components.families.music.nets import binarize, build_discriminator, build_generator
 from components.families.music.options import MusicTrainConfig as TrainConfig
 from components.seeds import BATCH_STREAM_OFFSET, SAMPLE_GRID_OFFSET
 from components.train.loop import (
@@ -57,11 +57,8 @@ class MusicTrainer(EmaGanTrainer):
                  rank: int = 0, world: int = 1):  # fmt: skip
         self.cfg, self.spec, self.device, self.rank, self.world = cfg, spec, device, rank, world
         seed_everything(cfg.seed)  # the same initial weights on every rank
-        m = cfg.music
-        k, t, p = windows.shape[1:]
-        bars, spb = spec["bars"], spec["steps_per_bar"]
-        self.G = Generator(m.z_dim, k, bars, spb, p, cfg.g_channels, m.unit_steps).to(device)
-        self.D = Discriminator(k, bars, spb, p, cfg.d_channels, m.chroma_stream).to(device)
+        self.G = build_generator(spec).to(device)
+        self.D = build_discriminator(spec, cfg.d_channels, cfg.music.chroma_stream).to(device)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.opt_G = adam(self.G.parameters(), cfg.lr_g, cfg, device)
         self.opt_D = adam(self.D.parameters(), cfg.lr_d, cfg, device)
