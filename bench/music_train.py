@@ -3,7 +3,8 @@ ganops schedule (components/train/loop.py: the trainer's step with its resident 
 seeded batch stream, EMA, stats read back every `log_every` steps) against a plain eager loop
 of the same nets and the same WGAN-GP iteration (a shuffling DataLoader of float windows,
 `loss.item()` every step, as pytorch/examples loops do). Prints one JSON line per mode.
-Synthetic windows at the default grid (4 tracks x 64 steps x 48 pitches, 3% of cells on); run
+Synthetic windows at the default grid (4 tracks x 64 steps x 48 pitches, one voice per track:
+a random pitch every quarter note), the nets as `ganops run` builds them (`make_spec`); run
 it alone (and under the shared CPU lock on the project machine):
 
     python bench/music_train.py --steps 30 --threads 2
@@ -61,10 +62,9 @@ def plain(G, D, windows: torch.Tensor, batch: int, steps: int, warmup: int, d_st
     return steps * batch / (time.perf_counter() - start)
 
 
-def ganops(cfg, windows: np.ndarray, steps: int, warmup: int) -> float:
+def ganops(cfg, windows: np.ndarray, spec: dict, steps: int, warmup: int) -> float:
     from components.families.music.trainer import MusicTrainer
 
-    spec = {"bars": 4, "steps_per_bar": 16, "steps_per_beat": 4, "pitch_low": 36, "tempo": 100}
     trainer = MusicTrainer(cfg, windows, spec, torch.device("cpu"))
     stats = torch.zeros(len(trainer.stat_names))
     for i in range(warmup):
@@ -79,7 +79,8 @@ def ganops(cfg, windows: np.ndarray, steps: int, warmup: int) -> float:
 
 def main() -> None:
     from components.config import load_params
-    from components.families.music.nets import Discriminator, Generator
+    from components.families.music.nets import build_discriminator, build_generator
+    from components.families.music.train import make_spec
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params-music.yaml")
@@ -89,17 +90,20 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     cfg = load_params(a.params).train
-    windows = (np.random.default_rng(0).random((2000, 4, 64, 48)) < 0.03).astype(np.uint8)
+    pitch = np.random.default_rng(0).integers(0, 48, (2000, 4, 16)).repeat(4, axis=2)
+    windows = np.eye(48, dtype=np.uint8)[pitch]  # (2000, 4, 64, 48): one voice per track
+    grid = {"steps_per_beat": 4, "beats_per_bar": 4, "bars_per_window": 4, "pitch_low": 36,
+            "pitch_high": 84}  # fmt: skip
+    spec = make_spec(cfg, {"grid": grid, "shape": [4, 64, 48], "tempo_median": 100}, windows)
     m = cfg.music
     common = {"batch": cfg.batch_size, "d_steps": m.d_steps, "threads": a.threads,
               "g_channels": cfg.g_channels, "d_channels": cfg.d_channels}  # fmt: skip
     torch.manual_seed(0)
-    G = Generator(m.z_dim, 4, 4, 16, 48, cfg.g_channels, m.unit_steps)
-    D = Discriminator(4, 4, 16, 48, cfg.d_channels, m.chroma_stream)
+    G, D = build_generator(spec), build_discriminator(spec, cfg.d_channels, m.chroma_stream)
     rate = plain(G, D, torch.from_numpy(windows), cfg.batch_size, a.steps, a.warmup, m.d_steps,
                  m.gp_weight)  # fmt: skip
     print(json.dumps({"mode": "plain eager loop", "windows_per_s": round(rate, 1), **common}))
-    rate = ganops(cfg, windows, a.steps, a.warmup)
+    rate = ganops(cfg, windows, spec, a.steps, a.warmup)
     print(json.dumps({"mode": "ganops trainer", "windows_per_s": round(rate, 1), **common}))
 
 

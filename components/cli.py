@@ -180,7 +180,8 @@ def generate(
     texts = read_prompts(prompt, prompts)  # checked before any model is loaded
     _tracking_for(model)
     manifest = run_generate(model, n, out, label, balanced, seed, truncation, texts)
-    typer.echo(f"wrote {manifest['n_images']} images to {out} (from {model})")
+    what = manifest.get("unit", "images")  # music: MIDI windows; video: clips
+    typer.echo(f"wrote {manifest['n_images']} {what} to {out} (from {model})")
 
 
 ModelOpt = Annotated[

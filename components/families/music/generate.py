@@ -51,6 +51,7 @@ def generate(model, model_uri: str, request: Request, out: Path) -> dict:
         (tmp / "metadata.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     manifest = manifest_head(model, model_uri) | {
         "n_images": n,  # windows (the CLI's count)
+        "unit": "MIDI windows",
         "n_midi": n,
         "seed": seed,
         "audio": "pure-numpy additive synthesiser (components/datakinds/scores/roll.py)",

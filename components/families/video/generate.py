@@ -44,6 +44,7 @@ def generate(model, model_uri: str, request: Request, out: Path) -> dict:
         manifest_head(model, model_uri)
         | {
             "n_images": n,  # clips (the CLI's count)
+            "unit": "clips",
             "n_clips": n,
             "clip_shape": list(clips.shape[1:]),
             "seed": request.seed,
