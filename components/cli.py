@@ -180,8 +180,9 @@ def generate(
     texts = read_prompts(prompt, prompts)  # checked before any model is loaded
     _tracking_for(model)
     manifest = run_generate(model, n, out, label, balanced, seed, truncation, texts)
-    what = manifest.get("unit", "images")  # music: MIDI windows; video: clips
-    typer.echo(f"wrote {manifest['n_images']} {what} to {out} (from {model})")
+    n, unit = manifest["n_images"], manifest.get("unit")  # music: MIDI windows; video: clips
+    said = f"wrote {n} {unit} to {out}" if unit else f"wrote {n} images to {out}"
+    typer.echo(f"{said} (from {model})")
 
 
 ModelOpt = Annotated[

@@ -150,6 +150,33 @@ def test_split_by_piece_and_transposition_on_train_only(tmp_path, monkeypatch):
     assert set(meta.loc[meta["split"] == "train", "transpose"]) == {-2, -1, 0, 1, 2}
 
 
+@pytest.mark.parametrize("kind", ["folder", "tar.gz"])
+def test_class_sub_folders_are_labels_split_within_each_class(kind, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "styles"
+    for style, n in (("chant", 4), ("dance", 6)):
+        (folder / style).mkdir(parents=True)
+        for i in range(n):
+            write_midi(folder / style / f"{style}{i}.mid", shift=i + (0 if style == "chant" else 7))
+    p = params(archive(folder, kind), "ingest.test_fraction=0.5")
+    manifest = ingest.run(p.ingest, Layout(tmp_path))
+    assert manifest["class_names"] == ["chant", "dance"] and manifest["conditional"]
+    from components.dataset import load_dataset
+
+    meta = load_dataset(Layout(tmp_path)).meta
+    style = meta["file"].str.extract(r"/(chant|dance)/")[0].map({"chant": 0, "dance": 1})
+    assert (meta["label"] == style).all()  # each window carries its piece's class
+    pieces = meta.drop_duplicates("piece").groupby(["label", "split"]).size().to_dict()
+    assert pieces == {(0, "test"): 2, (0, "train"): 2, (1, "test"): 3, (1, "train"): 3}
+
+
+def test_a_flat_folder_or_one_sub_folder_has_no_classes():
+    assert sources.class_folders([Path("a.mid"), Path("b.mid")]) is None
+    assert sources.class_folders([Path("top/a.mid"), Path("top/b.mid")]) is None
+    assert sources.class_folders([Path("x/a.mid"), Path("b.mid")]) is None
+    assert sources.class_folders([Path("top/x/a.mid"), Path("top/y/b/c.mid")]) == ["x", "y"]
+
+
 def test_a_rerun_parses_nothing(phrases, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     p = params(phrases)

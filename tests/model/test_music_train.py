@@ -137,3 +137,70 @@ def test_family_resumes_bit_identical(chorales, tmp_path):
         return for_arch("musegan").build(cfg, Layout(chorales), data, cpu, me).trainer
 
     assert_resume_is_exact(build, cfg, tmp_path, 4)
+
+
+def _conditional_trainer(arch: str = "musegan"):
+    """A trainer on two constructed styles: class 0 a low one-voice line, class 1 a high one."""
+    from components.families.music.train import make_spec
+    from components.families.music.trainer import MusicTrainer
+
+    cfg = _params(f"train.arch={arch}", "train.g_channels=8", "train.d_channels=8").train
+    windows = np.zeros((64, 4, 64, 48), np.uint8)
+    labels = np.arange(64) % 2
+    for i, c in enumerate(labels):
+        for track in range(4):  # one held pitch per track, a class apart
+            windows[i, track, :, 5 + 30 * c + track] = 1
+    grid = {"steps_per_beat": 4, "beats_per_bar": 4, "bars_per_window": 4, "pitch_low": 36,
+            "pitch_high": 84}  # fmt: skip
+    manifest = {"grid": grid, "shape": [4, 64, 48], "class_names": ["low", "high"]}
+    spec = make_spec(cfg, manifest, windows)
+    return MusicTrainer(cfg, windows, spec, torch.device("cpu"), labels=labels), spec
+
+
+@pytest.mark.parametrize("arch", ["musegan", "roll2d"])
+def test_a_conditional_g_hears_its_class_and_d_projects_it(arch):
+    trainer, spec = _conditional_trainer(arch)
+    G, D = trainer.G.eval(), trainer.D
+    z = torch.randn(4, G.latent_dim)
+    low, high = G(z, torch.zeros(4, dtype=torch.long)), G(z, torch.ones(4, dtype=torch.long))
+    assert not torch.equal(low, high)  # the class moves the window
+    with pytest.raises(ValueError, match="conditional: give labels"):
+        G(z)
+    x = torch.rand(4, 4, 64, 48)
+    assert not torch.equal(
+        D(x, torch.zeros(4, dtype=torch.long)), D(x, torch.ones(4, dtype=torch.long))
+    )
+    G.train()
+    before = G.embed.weight.detach().clone(), D.embed.weight.detach().clone()
+    for step in range(2):
+        trainer.step(step)
+    assert not torch.equal(G.embed.weight, before[0])  # both class embeddings learn
+    assert not torch.equal(D.embed.weight, before[1])
+    assert trainer.samples().shape[0] == 8  # the fixed grid asks for every class in turn
+
+
+def test_the_music_pyfunc_takes_a_class_name_or_index(tmp_path):
+    import pandas as pd
+    from safetensors.torch import save_file
+
+    from components.families.music.options import SPEC_FILE
+    from components.families.music.pyfunc import MusicModel
+    from components.layout import write_json
+
+    trainer, spec = _conditional_trainer()
+    write_json(tmp_path / SPEC_FILE, spec)
+    save_file(trainer.G_ema.state_dict(), str(tmp_path / "G_ema.safetensors"))
+    model = MusicModel()
+
+    class Context:
+        artifacts = {SPEC_FILE: str(tmp_path / SPEC_FILE)}
+
+    model.load_context(Context())
+    by_name = model.predict(None, pd.DataFrame({"seed": [3, 3], "label": ["low", "high"]}))
+    by_index = model.predict(None, pd.DataFrame({"seed": [3, 3], "label": [0, 1]}))
+    assert by_name["label"].tolist() == ["low", "high"]
+    assert by_name["roll"].tolist() == by_index["roll"].tolist()  # the same windows
+    with pytest.raises(ValueError, match="conditional: give every row a 'label' \\(low, high\\)"):
+        model.predict(None, pd.DataFrame({"seed": [0]}))
+    with pytest.raises(ValueError, match="'jazz' is not a class"):
+        model.predict(None, pd.DataFrame({"seed": [0], "label": ["jazz"]}))

@@ -37,20 +37,27 @@ def music_grid(cfg: IngestConfig) -> Grid:
             f"ingest.{missing[0]}: score data needs the music params (params-music.yaml)"
         )
     if cfg.classes:
-        raise DataError(f"ingest.classes: {', '.join(cfg.classes)}: scores have no classes; []")
+        raise DataError(
+            f"ingest.classes: {', '.join(cfg.classes)}: scores take their classes from "
+            "sub-folders (one per style or composer); leave it []"
+        )
     return Grid.of(cfg)
 
 
-def split_pieces(readable: np.ndarray, test_fraction: float, seed: int) -> np.ndarray:
+def split_pieces(readable: np.ndarray, test_fraction: float, seed: int,
+                 labels: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """'train' / 'test' / '' (unreadable) per piece: a seeded test_fraction of the readable
-    pieces (at least one when there are two or more) is held out, whole."""
-    idx = np.flatnonzero(readable)
-    rng = np.random.default_rng(seed)
-    rng.shuffle(idx)
-    n_test = int(round(len(idx) * test_fraction))
-    n_test = max(n_test, 1) if len(idx) >= 2 else 0
+    pieces (at least one when there are two or more) is held out, whole; per class when the
+    pieces have classes."""
     split = np.where(readable, "train", "").astype(object)
-    split[idx[:n_test]] = "test"
+    groups = np.zeros(len(readable), int) if labels is None else np.asarray(labels)
+    for g in np.unique(groups):
+        idx = np.flatnonzero(readable & (groups == g))
+        rng = np.random.default_rng(seed)
+        rng.shuffle(idx)
+        n_test = int(round(len(idx) * test_fraction))
+        n_test = max(n_test, 1) if len(idx) >= 2 else 0
+        split[idx[:n_test]] = "test"
     return split
 
 
@@ -72,16 +79,19 @@ def _notes_hash(piece: dict) -> str:
 def build(cfg: IngestConfig, source: ScoreSource, out_dir: Path) -> dict:
     grid = music_grid(cfg)
     files, names = source.files, source.names
+    class_of = source.labels or [""] * len(files)
     if cfg.max_pieces:
-        files, names = files[: cfg.max_pieces], names[: cfg.max_pieces]
+        files, names, class_of = (x[: cfg.max_pieces] for x in (files, names, class_of))
+    class_names = sorted(set(class_of)) if source.labels else []
+    labels = np.array([class_names.index(c) if class_names else -1 for c in class_of], int)
     began = time.perf_counter()
     pieces = parse_all(files)
     print(f"ingest: parsed {len(files)} score files in {time.perf_counter() - began:.1f} s")
     readable = np.array([p["error"] is None for p in pieces], dtype=bool)
-    split = split_pieces(readable, cfg.test_fraction, cfg.seed)
+    split = split_pieces(readable, cfg.test_fraction, cfg.seed, labels if class_names else None)
     windows, meta_rows, piece_rows = [], [], []
     for i, (piece, name) in enumerate(zip(pieces, names, strict=True)):
-        row = _piece_row(piece, name, split[i])
+        row = _piece_row(piece, name, split[i]) | {"class": class_of[i]}
         if readable[i]:
             roll, stats = piece_roll(piece, grid)
             cut, starts = cut_windows(roll, grid)
@@ -95,14 +105,17 @@ def build(cfg: IngestConfig, source: ScoreSource, out_dir: Path) -> dict:
                 moved, ok = transposed(cut, shift)
                 windows.append(moved)
                 for s, w in zip(starts[ok], moved, strict=True):
-                    meta_rows.append((i, name, split[i], int(s), shift, int(w.sum())))
+                    meta_rows.append(
+                        (i, name, split[i], int(s), shift, int(w.sum()), int(labels[i]))
+                    )
         piece_rows.append(row)
     shape = (grid.tracks, grid.window_steps, grid.pitches)
     rolls = np.concatenate(windows) if windows else np.zeros((0, *shape), np.uint8)
     meta = pd.DataFrame(
-        meta_rows, columns=["piece", "file", "split", "start_step", "transpose", "n_cells"]
+        meta_rows,
+        columns=["piece", "file", "split", "start_step", "transpose", "n_cells", "label"],
     )
-    meta["label"], meta["readable"] = -1, True
+    meta["readable"] = True
     meta["hash"] = [hashlib.sha256(w.tobytes()).hexdigest()[:16] for w in rolls]
     table = pd.DataFrame(piece_rows)
     np.save(out_dir / "images.npy", rolls)
@@ -113,7 +126,11 @@ def build(cfg: IngestConfig, source: ScoreSource, out_dir: Path) -> dict:
     digest.update(rolls.tobytes())
     digest.update(meta.to_csv(index=False).encode())
     digest.update(table.drop(columns=["content_key"]).to_csv(index=False).encode())
-    return _manifest(cfg, source, grid, meta, table, shape) | {"content_hash": digest.hexdigest()}
+    return _manifest(cfg, source, grid, meta, table, shape) | {
+        "content_hash": digest.hexdigest(),
+        "class_names": class_names,
+        "conditional": bool(class_names),
+    }
 
 
 def _piece_row(piece: dict, name: str, split: str) -> dict:

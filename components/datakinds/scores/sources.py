@@ -43,6 +43,7 @@ class ScoreSource:
     names: list[str]
     info: SourceInfo
     layout: str = "scores"
+    labels: list[str] | None = None  # each file's class (its sub-folder), when the set has them
 
 
 def is_score(path: Path) -> bool:
@@ -69,12 +70,28 @@ def has_scores(root: Path) -> bool:
     return found
 
 
+def class_folders(relative: list[Path]) -> list[str] | None:
+    """Each file's class, as for images: the first sub-folder below the folders every file
+    shares (an archive's one top folder is not a class). None unless every file sits in a
+    sub-folder and there are two classes or more."""
+    dirs = [p.parent.parts for p in relative]
+    common = 0
+    while all(len(d) > common for d in dirs) and len({d[common] for d in dirs}) == 1:
+        common += 1
+    if not all(len(d) > common for d in dirs):
+        return None
+    labels = [d[common] for d in dirs]
+    return labels if len(set(labels)) >= 2 else None
+
+
 def open_folder(root: Path, label: str) -> ScoreSource:
     files = list_scores(root)
     if not files:
         raise DataError(f"ingest.source: {label}: no score files ({', '.join(SUFFIXES)})")
-    names = [f"{label}/{p.relative_to(root).as_posix()}" for p in files]
-    return ScoreSource(files, names, SourceInfo(f"score folder {label}"))
+    relative = [p.relative_to(root) for p in files]
+    names = [f"{label}/{p.as_posix()}" for p in relative]
+    return ScoreSource(files, names, SourceInfo(f"score folder {label}"),
+                       labels=class_folders(relative))  # fmt: skip
 
 
 def bach_chorales() -> ScoreSource:

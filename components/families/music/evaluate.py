@@ -15,7 +15,10 @@ Every figure is written for `generated` (no suffix) and with the suffixes `_floo
   (features.py) and `fd_ratio` = fd / fd_floor; `c2st`: the two-sample accuracy (0.5 =
   indistinguishable) and `c2st_ratio` = c2st / c2st_floor;
 - `copy_rate`: share of windows that (nearly) copy a train window (IoU >= 0.9); its floor is
-  the test windows' own rate (pieces can share a melody).
+  the test windows' own rate (pieces can share a melody);
+- a conditional G is asked for the classes of the test windows it is compared with, and
+  `fd_by_class` (windows drawn for a class vs the real test windows of that class, averaged)
+  sits beside `fd_by_class_swapped` (the same windows vs the other classes' real ones).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ PER_TRACK = ("empty_bar_rate", "used_pitch_classes", "qualified_note_rate", "pol
 GAP_STATS = (*PER_TRACK, "tonal_distance", "polyphony")
 G_BATCH = 250
 PICTURE_WINDOWS = 8
+CLASS_MIN = 20  # test windows a class needs for its own Frechet distance
 
 
 def load_generator(models: Path):
@@ -53,13 +57,19 @@ def load_generator(models: Path):
 
 
 @torch.no_grad()
-def draw(G, seeds) -> np.ndarray:
-    """uint8 windows (N, tracks, T, P), one per latent seed (the same seed, the same window)."""
+def draw(G, seeds, labels=None) -> np.ndarray:
+    """uint8 windows (N, tracks, T, P), one per latent seed and class (the same seed and class,
+    the same window); labels only for a conditional G."""
     from components.seeds import latents
 
     seeds = np.asarray(seeds)
     z = latents(seeds, G.latent_dim)
-    out = [(G(b) > 0.5).to(torch.uint8).numpy() for b in z.split(G_BATCH)]
+    if labels is None:
+        parts = [(b, None) for b in z.split(G_BATCH)]
+    else:
+        classes = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+        parts = list(zip(z.split(G_BATCH), classes.split(G_BATCH), strict=True))
+    out = [(G(b, c) > 0.5).to(torch.uint8).numpy() for b, c in parts]
     shape = (0, G.tracks, G.bars * G.steps_per_bar, G.pitches)
     return np.concatenate(out) if out else np.zeros(shape, np.uint8)
 
@@ -153,25 +163,30 @@ def evaluate_model(cfg: EvaluateConfig, layout: Layout, folder: Path):
     plain = (data.meta["transpose"] == 0).to_numpy()
     train_all = np.asarray(data.images[np.flatnonzero(split == "train")])
     train_plain = np.asarray(data.images[np.flatnonzero((split == "train") & plain)])
-    test_all = np.asarray(data.images[np.flatnonzero(split == "test")])
+    test_rows = np.flatnonzero(split == "test")
+    test_all = np.asarray(data.images[test_rows])
     rng = np.random.default_rng(cfg.seed)
     n = min(cfg.n_samples, len(test_all), len(train_plain))
-    test = test_all[np.sort(rng.choice(len(test_all), n, replace=False))]
+    pick = np.sort(rng.choice(len(test_all), n, replace=False))
+    test = test_all[pick]
     from components.seeds import latent_seeds
 
+    # a conditional G is asked for the classes of the test windows it is compared with
+    labels = data.meta["label"].to_numpy()[test_rows][pick] if spec.get("class_names") else None
     sets = {
-        "generated": draw(G, latent_seeds(cfg.seed, n)),
+        "generated": draw(G, latent_seeds(cfg.seed, n), labels),
         "floor": train_plain[np.sort(rng.choice(len(train_plain), n, replace=False))],
         "random": random_control(test, rng),
         "shuffled": shuffled_control(test, rng),
     }
     m: dict = {"n": int(n), "seed": cfg.seed, "n_test_pieces": data.manifest["n_test_pieces"]}
     m.update(stat_metrics(sets, test, spec, track_ranges(train_plain)))
-    m.update(feature_metrics(cfg, layout, data, spec, sets, test, train_all, train_plain))
+    m.update(feature_metrics(cfg, layout, data, spec, sets, test, train_all, train_plain, labels))
     return m, pictures(sets, test, spec, folder)
 
 
-def feature_metrics(cfg, layout, data, spec, sets, test, train_all, train_plain) -> dict:
+def feature_metrics(cfg, layout, data, spec, sets, test, train_all, train_plain,
+                    labels=None) -> dict:  # fmt: skip
     from components.evaluate.metrics import frechet
     from components.families.music.features import (
         c2st,
@@ -204,7 +219,27 @@ def feature_metrics(cfg, layout, data, spec, sets, test, train_all, train_plain)
     m["copy_rate_floor"] = copy_rate(test, train_all)
     m["fd_ratio"] = m["fd"] / max(m["fd_floor"], 1e-12)
     m["c2st_ratio"] = m["c2st"] / max(m["c2st_floor"], 1e-12)
+    if labels is not None:
+        m.update(class_fd(features(net, sets["generated"]), ref_feats, labels))
     return m
+
+
+def class_fd(gen: torch.Tensor, real: torch.Tensor, labels: np.ndarray) -> dict:
+    """Conditioning, measured: per class, the Frechet distance between the windows drawn for
+    it and the real test windows of that class (`fd_by_class`), beside the same against the
+    real windows of the other classes (`fd_by_class_swapped`); a G that heard its class scores
+    lower on the first. Classes with fewer than CLASS_MIN test windows are left out."""
+    from components.evaluate.metrics import frechet
+
+    same, other = [], []
+    for c in np.unique(labels):
+        mine = labels == c
+        if mine.sum() >= CLASS_MIN and (~mine).sum() >= CLASS_MIN:
+            same.append(frechet(real[mine], gen[mine]))
+            other.append(frechet(real[~mine], gen[mine]))
+    if not same:
+        return {}
+    return {"fd_by_class": float(np.mean(same)), "fd_by_class_swapped": float(np.mean(other))}
 
 
 def pictures(sets: dict, test: np.ndarray, spec: dict, folder: Path) -> list[Path]:

@@ -9,7 +9,12 @@ pitches) in [0, 1]; `binarize` thresholds at 0.5 with a straight-through gradien
 (BinaryMuseGAN's deterministic binary neurons). A monophonic track (one voice: a chorale's
 soprano) is drawn as one choice per step among its pitches and a rest: the one-hot of the
 softmax's argmax forward, the softmax's gradient backward (straight-through), so it never
-sounds two pitches at once; a polyphonic track keeps the independent sigmoids.
+sounds two pitches at once; a polyphonic track keeps the independent sigmoids. A conditional
+G (the data has class sub-folders) moves its latent by a learned offset per class; its D adds
+the projection term <embed(class), features> (Miyato & Koyama 2018).
+
+roll2d, the simpler baseline: a 2-D DCGAN over the stacked roll (RollGenerator,
+RollDiscriminator).
 
 D: bar level, each bar of the window by the same convolutions (a per-step chord encoder over
 all pitches and all tracks, then strided time convolutions; optionally the bar folded to 12
@@ -28,6 +33,21 @@ def binarize(probs: torch.Tensor) -> torch.Tensor:
     """Hard 0/1 at 0.5 forward, identity gradient backward (straight-through)."""
     hard = (probs > 0.5).to(probs.dtype)
     return hard + (probs - probs.detach())  # exactly hard forward: x - x is 0
+
+
+def with_class(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    """A conditional G's latent moved by its class's learned offset (every latent of the window
+    hears the class); an unconditional G's unchanged."""
+    if G.embed is None:
+        return z
+    if labels is None:
+        raise ValueError(f"this generator is conditional: give labels in 0..{G.n_classes - 1}")
+    return z + G.embed(labels)
+
+
+def projection(embed: nn.Embedding | None, h: torch.Tensor, labels) -> torch.Tensor:
+    """The projection discriminator's class term <embed(label), h> (0 unconditional)."""
+    return (embed(labels) * h).sum(1) if embed is not None else h.new_zeros(len(h))
 
 
 def one_voice(logits: torch.Tensor) -> torch.Tensor:
@@ -54,9 +74,11 @@ class Temporal(nn.Module):
 
 class Generator(nn.Module):
     def __init__(self, z_dim: int, tracks: int, bars: int, steps_per_bar: int, pitches: int,
-                 channels: int = 32, unit: int = 1, mono: tuple[bool, ...] = ()):  # fmt: skip
+                 channels: int = 32, unit: int = 1, mono: tuple[bool, ...] = (),
+                 n_classes: int = 0):  # fmt: skip
         super().__init__()
-        self.z_dim, self.tracks, self.bars = z_dim, tracks, bars
+        self.z_dim, self.tracks, self.bars, self.n_classes = z_dim, tracks, bars, n_classes
+        self.embed = nn.Embedding(n_classes, self.latent_dim) if n_classes else None
         self.mono = tuple(mono) or (False,) * tracks  # per track: one voice (a rest or a pitch)
         assert len(self.mono) == tracks, (self.mono, tracks)
         self.steps_per_bar, self.pitches, self.unit = steps_per_bar, pitches, unit
@@ -97,8 +119,10 @@ class Generator(nn.Module):
         d, k = self.z_dim, self.tracks
         return z[:, :d], z[:, d : 2 * d], z[:, 2 * d : (2 + k) * d], z[:, (2 + k) * d :]
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """z (B, latent_dim) -> note probabilities (B, tracks, bars * steps_per_bar, pitches)."""
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """z (B, latent_dim) [, labels (B,)] -> note probabilities (B, tracks, bars *
+        steps_per_bar, pitches)."""
+        z = with_class(self, z, labels)
         b, d, k, n = z.shape[0], self.z_dim, self.tracks, self.bars
         shared, shared_t, track, track_t = self.split_latent(z)
         shared_bars = self.shared_t(shared_t)  # (B, bars, d)
@@ -151,7 +175,8 @@ class BarEncoder(nn.Module):
 
 class Discriminator(nn.Module):
     def __init__(self, tracks: int, bars: int, steps_per_bar: int, pitches: int,
-                 channels: int = 32, chroma: bool = True, features: int = 128):  # fmt: skip
+                 channels: int = 32, chroma: bool = True, features: int = 128,
+                 n_classes: int = 0):  # fmt: skip
         super().__init__()
         self.tracks, self.bars, self.steps_per_bar, self.pitches = (
             tracks,
@@ -172,9 +197,11 @@ class Discriminator(nn.Module):
             nn.Conv1d(f, f, 3, padding=1), nn.LeakyReLU(0.2),
         )  # fmt: skip
         self.score = nn.Linear(f * bars, 1)
+        self.embed = nn.Embedding(n_classes, f * bars) if n_classes else None
 
     def forward(self, x: torch.Tensor, c=None) -> torch.Tensor:
-        """x (B, tracks, bars * steps_per_bar, pitches) in [0, 1] -> scores (B,)."""
+        """x (B, tracks, bars * steps_per_bar, pitches) in [0, 1] [, labels c (B,)] -> scores
+        (B,)."""
         b, k, n = x.shape[0], self.tracks, self.bars
         assert x.shape[1:] == (k, n * self.steps_per_bar, self.pitches)
         bars = x.view(b, k, n, self.steps_per_bar, self.pitches).transpose(1, 2)
@@ -183,7 +210,8 @@ class Discriminator(nn.Module):
         if self.chroma:
             feats.append(self.pc(bars @ self.fold))  # (B * bars, k, t, 12)
         h = torch.cat(feats, dim=1).view(b, n, -1).transpose(1, 2)  # (B, f, bars)
-        return self.score(self.window(h).flatten(1)).squeeze(1)
+        h = self.window(h).flatten(1)
+        return self.score(h).squeeze(1) + projection(self.embed, h, c)
 
 
 class RollGenerator(nn.Module):
@@ -193,9 +221,10 @@ class RollGenerator(nn.Module):
     width as the MuseGAN G, so a seed draws a window of the same shape."""
 
     def __init__(self, z_dim: int, tracks: int, bars: int, steps_per_bar: int, pitches: int,
-                 channels: int = 32):  # fmt: skip
+                 channels: int = 32, n_classes: int = 0):  # fmt: skip
         super().__init__()
-        self.z_dim, self.tracks, self.bars = z_dim, tracks, bars
+        self.z_dim, self.tracks, self.bars, self.n_classes = z_dim, tracks, bars, n_classes
+        self.embed = nn.Embedding(n_classes, self.latent_dim) if n_classes else None
         self.steps_per_bar, self.pitches = steps_per_bar, pitches
         t, c = bars * steps_per_bar, channels
         self.sizes = [(-(-t // 2**i), -(-pitches // 2**i)) for i in range(4, -1, -1)]
@@ -216,7 +245,8 @@ class RollGenerator(nn.Module):
     def latent_dim(self) -> int:
         return self.z_dim * (2 + 2 * self.tracks)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        z = with_class(self, z, labels)
         x = self.stem(self.fc(z).view(len(z), -1, *self.sizes[0]))
         for size, block in zip(self.sizes[1:], self.blocks, strict=True):
             x = block(nn.functional.interpolate(x, size=size, mode="nearest"))
@@ -226,7 +256,8 @@ class RollGenerator(nn.Module):
 class RollDiscriminator(nn.Module):
     """The baseline's D: four stride-2 4x4 convolutions over the stacked roll, one score."""
 
-    def __init__(self, tracks: int, window_steps: int, pitches: int, channels: int = 16):
+    def __init__(self, tracks: int, window_steps: int, pitches: int, channels: int = 16,
+                 n_classes: int = 0):  # fmt: skip
         super().__init__()
         layers: list[nn.Module] = []
         ch = tracks
@@ -237,22 +268,26 @@ class RollDiscriminator(nn.Module):
         with torch.no_grad():
             n = self.convs(torch.zeros(1, tracks, window_steps, pitches)).numel()
         self.score = nn.Linear(n, 1)
+        self.embed = nn.Embedding(n_classes, n) if n_classes else None
 
     def forward(self, x: torch.Tensor, c=None) -> torch.Tensor:
-        return self.score(self.convs(x).flatten(1)).squeeze(1)
+        h = self.convs(x).flatten(1)
+        return self.score(h).squeeze(1) + projection(self.embed, h, c)
 
 
 def build_discriminator(spec: dict, channels: int, chroma: bool) -> nn.Module:
-    k, p = spec["tracks"], spec["pitches"]
+    k, p, classes = spec["tracks"], spec["pitches"], len(spec.get("class_names", []))
     if spec.get("arch") == "roll2d":
-        return RollDiscriminator(k, spec["bars"] * spec["steps_per_bar"], p, channels)
-    return Discriminator(k, spec["bars"], spec["steps_per_bar"], p, channels, chroma)
+        return RollDiscriminator(k, spec["bars"] * spec["steps_per_bar"], p, channels, classes)
+    return Discriminator(k, spec["bars"], spec["steps_per_bar"], p, channels, chroma,
+                         n_classes=classes)  # fmt: skip
 
 
 def build_generator(spec: dict) -> nn.Module:
+    classes = len(spec.get("class_names", []))
     if spec.get("arch") == "roll2d":
         return RollGenerator(spec["z_dim"], spec["tracks"], spec["bars"], spec["steps_per_bar"],
-                             spec["pitches"], spec["g_channels"])  # fmt: skip
+                             spec["pitches"], spec["g_channels"], classes)  # fmt: skip
     return Generator(spec["z_dim"], spec["tracks"], spec["bars"], spec["steps_per_bar"],
                      spec["pitches"], spec["g_channels"], spec.get("unit_steps", 1),
-                     tuple(spec.get("mono_tracks", ())))  # fmt: skip
+                     tuple(spec.get("mono_tracks", ())), classes)  # fmt: skip

@@ -23,6 +23,8 @@ class MusicProbe:
         )
         gen = torch.Generator().manual_seed(seed)
         self.z = torch.randn(PROBE_N, latent_dim, generator=gen)
+        k = len(spec.get("class_names", []))  # a conditional G: every class in turn
+        self.labels = torch.arange(PROBE_N) % k if k else None
 
     @torch.no_grad()
     def __call__(self, G_ema: torch.nn.Module) -> dict[str, float]:
@@ -30,7 +32,8 @@ class MusicProbe:
         from components.families.music.metrics import window_features
 
         device = next(G_ema.parameters()).device
-        rolls = (G_ema(self.z.to(device)) > 0.5).to(torch.uint8).cpu().numpy()
+        labels = self.labels.to(device) if self.labels is not None else None
+        rolls = (G_ema(self.z.to(device), labels) > 0.5).to(torch.uint8).cpu().numpy()
         s = self.spec
         feats = torch.from_numpy(window_features(rolls, s["steps_per_bar"], s["pitch_low"]))
         return {"probe_fid": frechet(self.ref, feats), "probe_density": float(rolls.mean())}

@@ -1,5 +1,7 @@
-"""The music generator as an MLflow pyfunc: DataFrame(seed) -> DataFrame(seed, midi, roll):
-one window per row, the same window for the same seed. `midi` is a type-1 MIDI file (bytes;
+"""The music generator as an MLflow pyfunc: DataFrame(seed[, label]) -> DataFrame(seed,
+label, midi, roll): one window per row, the same window for the same seed (and class: a
+conditional model, trained on a set with class sub-folders, needs `label`, a class name or its
+index). `midi` is a type-1 MIDI file (bytes;
 base64 in JSON over REST), `roll` the binary piano roll as nested lists (tracks x steps x
 pitches, pitch_low upwards).
 
@@ -31,6 +33,23 @@ def seeds_of(model_input: pd.DataFrame) -> np.ndarray:
     return np.asarray(seeds, dtype=np.int64)
 
 
+def labels_of(model_input: pd.DataFrame, class_names: list[str]) -> np.ndarray | None:
+    """The class index of each row (a class name or its index), None for an unconditional
+    model; ValueError naming what is wrong."""
+    from components.families.noise.pyfunc import resolve_labels
+
+    given = "label" in model_input.columns and model_input["label"].notna().any()
+    if not class_names:
+        if given:
+            raise ValueError("this generator is unconditional: drop the 'label' column")
+        return None
+    if "label" not in model_input.columns or model_input["label"].isna().any():
+        raise ValueError(
+            f"this generator is conditional: give every row a 'label' ({', '.join(class_names)})"
+        )
+    return resolve_labels(model_input["label"].tolist(), class_names)
+
+
 class MusicModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         from components.families.music.evaluate import load_generator
@@ -42,7 +61,11 @@ class MusicModel(mlflow.pyfunc.PythonModel):
         from components.families.music.evaluate import draw
 
         seeds = seeds_of(model_input)
-        rolls = draw(self.G, seeds)  # (N, tracks, T, P) uint8
+        labels = labels_of(model_input, self.spec.get("class_names", []))
+        rolls = draw(self.G, seeds, labels)  # (N, tracks, T, P) uint8
         s = self.spec
         midi = [roll_to_midi(r, s["steps_per_beat"], s["pitch_low"], s["tempo"]) for r in rolls]
-        return pd.DataFrame({"seed": seeds, "midi": midi, "roll": [r.tolist() for r in rolls]})
+        out = {"seed": seeds, "midi": midi, "roll": [r.tolist() for r in rolls]}
+        if labels is not None:
+            out = {"seed": seeds, "label": [s["class_names"][i] for i in labels]} | out
+        return pd.DataFrame(out)

@@ -60,11 +60,15 @@ def requirements() -> list[str]:
     return pip_requirements() + [f"{p}=={version(p)}" for p in ("pretty_midi", "mido")]
 
 
-def signature():
+def signature(spec: dict):
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
+    from mlflow.types.schema import AnyType
 
-    return ModelSignature(inputs=Schema([ColSpec("long", "seed")]))
+    cols = [ColSpec("long", "seed")]
+    if spec.get("class_names"):  # a class name or its index, resolved by the model
+        cols.append(ColSpec(AnyType(), "label"))
+    return ModelSignature(inputs=Schema(cols))
 
 
 # the stage hooks (components/families/base.py)
@@ -81,14 +85,17 @@ def log_model(layout: Layout, spec: dict, about: dict, name: str):
     keys = ("family", "arch", "tracks", "bars", "steps_per_beat", "steps_per_bar",
             "window_steps", "pitch_low", "pitch_high", "tempo", "latent_dim")  # fmt: skip
     metadata = {k: spec[k] for k in keys}  # "family": `ganops generate` finds its writer
+    metadata["class_names"] = list(spec.get("class_names", []))
+    example = {"seed": [0, 1]} | ({"label": spec["class_names"][:1] * 2}
+                                  if spec.get("class_names") else {})  # fmt: skip
     return log_pyfunc(
         layout,
         name,
         family_dir=Path(__file__).resolve().parent,
         artifact="music",
         files=FILES,
-        signature=signature(),
-        input_example=pd.DataFrame({"seed": [0, 1]}),
+        signature=signature(spec),
+        input_example=pd.DataFrame(example),
         metadata=metadata,
         requirements=requirements(),
     )

@@ -45,22 +45,24 @@ def make_spec(cfg, manifest: dict, windows: np.ndarray) -> dict:
         "pitch_low": grid["pitch_low"],
         "pitch_high": grid["pitch_high"],
         "tempo": float(manifest.get("tempo_median") or 100.0),
+        "class_names": list(manifest.get("class_names") or []),  # conditional when any
     }
 
 
-def train_windows(data) -> np.ndarray:
-    """Every train window (transposed copies included), as the array (N, tracks, T, P)."""
+def train_windows(data) -> tuple[np.ndarray, np.ndarray]:
+    """Every train window (transposed copies included), as the array (N, tracks, T, P), and
+    its class (-1 without classes)."""
     rows = np.flatnonzero((data.meta["split"] == "train").to_numpy())
-    return np.asarray(data.images[rows])
+    return np.asarray(data.images[rows]), data.meta["label"].to_numpy()[rows].astype(np.int64)
 
 
 def build(cfg, layout, data, device, me) -> Built:
     from components.families.music.probe import MusicProbe
     from components.families.music.trainer import MusicTrainer
 
-    windows = train_windows(data)
+    windows, labels = train_windows(data)
     spec = make_spec(cfg, data.manifest, windows)
-    trainer = MusicTrainer(cfg, windows, spec, device, me.rank, me.world)
+    trainer = MusicTrainer(cfg, windows, spec, device, me.rank, me.world, labels)
 
     def probe():
         return MusicProbe(windows, spec["latent_dim"], spec, seed=cfg.seed)

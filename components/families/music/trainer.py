@@ -54,7 +54,7 @@ class MusicTrainer(EmaGanTrainer):
     grid_rows = 2
 
     def __init__(self, cfg: TrainConfig, windows: np.ndarray, spec: dict, device: torch.device,
-                 rank: int = 0, world: int = 1):  # fmt: skip
+                 rank: int = 0, world: int = 1, labels: np.ndarray | None = None):  # fmt: skip
         self.cfg, self.spec, self.device, self.rank, self.world = cfg, spec, device, rank, world
         seed_everything(cfg.seed)  # the same initial weights on every rank
         self.G = build_generator(spec).to(device)
@@ -69,18 +69,28 @@ class MusicTrainer(EmaGanTrainer):
         self.D_run = wrap_for_run(self.D, cfg, device, world)
         self.autocast = autocast_context(cfg, device)
         self.reals = torch.from_numpy(np.array(windows)).to(device)  # uint8 (N, k, T, P)
+        self.n_classes = len(spec.get("class_names", []))
+        if labels is None:
+            labels = np.full(len(windows), -1, np.int64)
+        self.labels = torch.from_numpy(np.asarray(labels, np.int64)).to(device)  # (N,), -1: none
         self.batch = cfg.batch_size // world
         self.ema_beta = ema_beta(cfg.batch_size, cfg.ema_half_life_kimg)
         gen = torch.Generator().manual_seed(cfg.seed + SAMPLE_GRID_OFFSET)
         self.fixed_z = torch.randn(GRID_WINDOWS, self.G.latent_dim, generator=gen).to(device)
+        self.fixed_labels = self.class_or_none(torch.arange(GRID_WINDOWS, device=device))
         self.steps_done = 0
 
     # -- what the schedule asks for ---------------------------------------------------------
     def modules(self) -> dict[str, torch.nn.Module]:
         return {"G": self.G, "D": self.D, "G_ema": self.G_ema}
 
+    def class_or_none(self, i: torch.Tensor) -> torch.Tensor | None:
+        """Labels cycling through the classes (None for an unconditional G)."""
+        return i % self.n_classes if self.n_classes else None
+
     def samples(self) -> torch.Tensor:
-        rolls = (self.G_ema(self.fixed_z) > 0.5).to(torch.uint8).cpu().numpy()
+        probs = self.G_ema(self.fixed_z, self.fixed_labels)
+        rolls = (probs > 0.5).to(torch.uint8).cpu().numpy()
         self._log_midi(rolls[:MIDI_SAMPLES])
         return render(rolls, self.spec["steps_per_bar"])
 
@@ -105,35 +115,38 @@ class MusicTrainer(EmaGanTrainer):
 
     # -- one iteration ----------------------------------------------------------------------
     def next_batch(self):
-        """This rank's real windows (float 0/1) and z, from the shared seeded stream."""
+        """This rank's real windows (float 0/1), their classes (None unconditional) and z,
+        from the shared seeded stream; G is asked for the real windows' classes."""
         total, gen = self.cfg.batch_size, self.batch_gen
         mine = slice(self.rank * self.batch, (self.rank + 1) * self.batch)
         idx = torch.randint(0, len(self.reals), (total,), device=self.device, generator=gen)
         z = torch.randn(total, self.G.latent_dim, device=self.device, generator=gen)
-        return self.reals[idx[mine]].float(), z[mine]  # (B, k, T, P), (B, latent)
+        labels = self.labels[idx[mine]] if self.n_classes else None
+        return self.reals[idx[mine]].float(), labels, z[mine]  # (B, k, T, P), (B,), (B, latent)
 
-    def fake(self, z: torch.Tensor) -> torch.Tensor:
-        probs = self.G_run(z)
+    def fake(self, z: torch.Tensor, labels) -> torch.Tensor:
+        probs = self.G_run(z, labels)
         return binarize(probs) if self.cfg.music.binarize == "straight_through" else probs
 
-    def penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    def penalty(self, real: torch.Tensor, fake: torch.Tensor, labels) -> torch.Tensor:
         """WGAN-GP: (||grad D(x_hat)|| - 1)^2 at real/fake interpolates (alpha from the
         stream)."""
         alpha = torch.rand(len(real), 1, 1, 1, device=self.device, generator=self.batch_gen)
         x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-        (grad,) = torch.autograd.grad(self.D(x_hat).sum(), x_hat, create_graph=True)
+        (grad,) = torch.autograd.grad(self.D(x_hat, labels).sum(), x_hat, create_graph=True)
         return ((grad.flatten(1).norm(dim=1) - 1.0) ** 2).mean()
 
     def d_step(self):
-        real, z = self.next_batch()
+        real, labels, z = self.next_batch()
         with torch.no_grad(), self.autocast:
-            fake = self.fake(z).float()
+            fake = self.fake(z, labels).float()
         with self.autocast:
-            d_real, d_fake = self.D_run(real).float(), self.D_run(fake).float()
+            d_real = self.D_run(real, labels).float()
+            d_fake = self.D_run(fake, labels).float()
             d_loss = self.d_loss_fn(d_real, d_fake)
         gp = torch.zeros((), device=self.device)
         if self.cfg.music.gp_weight > 0:  # fp32: double backward is not autocast's business
-            gp = self.penalty(real, fake)
+            gp = self.penalty(real, fake, labels)
             d_loss = d_loss + self.cfg.music.gp_weight * gp
         self.opt_D.zero_grad(set_to_none=True)
         self.scaler.scale(d_loss).backward()
@@ -142,12 +155,12 @@ class MusicTrainer(EmaGanTrainer):
         return d_loss, d_real, d_fake, gp
 
     def g_step(self):
-        _, z = self.next_batch()
+        _, labels, z = self.next_batch()
         self.D.requires_grad_(False)
         no_sync = self.D_run.no_sync() if self.world > 1 else contextlib.nullcontext()
         with no_sync, self.autocast:
-            fake = self.fake(z)
-            g_loss = self.g_loss_fn(self.D_run(fake).float())
+            fake = self.fake(z, labels)
+            g_loss = self.g_loss_fn(self.D_run(fake, labels).float())
         self.opt_G.zero_grad(set_to_none=True)
         self.scaler.scale(g_loss).backward()
         self.D.requires_grad_(True)
