@@ -17,7 +17,8 @@ notes) through each file's own tempo map (pretty_midi's seconds, integrated over
 get_tempo_changes()). Real pieces are cut into 16-beat (4-bar) windows, hop 16, notes that
 overlap a window clipped to it; each generated file is such a window. Statistics, pooled over
 windows: pitch-class histogram (12 bins, one count per note), polyphony (mean count of
-sounding notes on a 1/12-beat grid, over the samples where any sounds), note-duration and
+sounding notes on a 1/12-beat grid, over the samples where any sounds) and the histogram of
+that count (0, 1, ..., 8+; silence included: `voices_tv`), note-duration and
 inter-onset-interval histograms (IOI between the distinct onsets of all tracks merged), both
 in bins centred on 1/8, 1/4, 1/2, 1, 2 and 4+ beats. Distances to the reference: total
 variation for histograms, the absolute gap for polyphony; rhythm = mean of duration and IOI.
@@ -41,6 +42,7 @@ import numpy as np
 
 WINDOW = 16.0  # beats: 4 bars of 4/4, the length of a generated window
 SAMPLES = 12  # polyphony samples per beat
+MAX_VOICES = 8  # the histogram of notes sounding at once: 0, 1, ..., 8 or more
 BINS = np.array([0.0, *2.0 ** np.arange(-2.5, 2.0), np.inf])  # centred on 1/8 .. 2, then 4+
 MIDI = {".mid", ".midi"}
 
@@ -100,6 +102,8 @@ def stats(wins: list[np.ndarray]) -> dict:
         "duration": histogram(notes[:, 1] - notes[:, 0]),
         "ioi": histogram(np.concatenate(iois)),
         "polyphony": float(sounding[sounding > 0].mean()) if sounding.any() else 0.0,
+        "voices": np.bincount(np.minimum(sounding, MAX_VOICES), minlength=MAX_VOICES + 1)
+        / max(len(sounding), 1),
     }
 
 
@@ -164,7 +168,7 @@ def judge(gen: Path) -> None:
     rows = {}
     for name, wins in sets.items():
         s = stats(wins)
-        d = {k: tv(s[k], ref[k]) for k in ("pitch_class", "duration", "ioi")}
+        d = {k: tv(s[k], ref[k]) for k in ("pitch_class", "duration", "ioi", "voices")}
         rows[name] = {
             "set": name,
             "n_windows": len(wins),
@@ -174,12 +178,14 @@ def judge(gen: Path) -> None:
             "rhythm": (d["duration"] + d["ioi"]) / 2,
             "polyphony": s["polyphony"],
             "polyphony_gap": abs(s["polyphony"] - ref["polyphony"]),
+            "voices_tv": d["voices"],
         }
         shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in rows[name].items()}
         print(json.dumps(shown))
     g, f = rows["generated"], rows["floor (train pieces)"]
     r, s = rows["random control"], rows["shuffled control"]
-    keys = {"pitch_class": "pitch_class_tv", "polyphony": "polyphony_gap", "rhythm": "rhythm"}
+    keys = {"pitch_class": "pitch_class_tv", "polyphony": "polyphony_gap",
+            "voices_at_once": "voices_tv", "rhythm": "rhythm"}  # fmt: skip
     verdict = {
         family: {
             "beats_random": g[k] < r[k],
@@ -192,8 +198,9 @@ def judge(gen: Path) -> None:
         "the shuffled control keeps the real notes' times, so its rhythm and polyphony "
         "distances are 0 by construction: there only the random control is a meaningful "
         "bar (reported anyway); the random control keeps each window's note count and mean "
-        "duration, so its polyphony is near the real one too: read polyphony against the "
-        "floor"
+        "duration, so its mean polyphony is near the real one too: read the mean against the "
+        "floor, and voices_at_once (the distribution of notes sounding at once, silence "
+        "included) against the random control"
     )
     reference = {
         "test_pieces": len(test_files),

@@ -9,6 +9,7 @@ from components.families.music.options import SPEC_FILE
 
 MONO_BELOW = 0.1  # voicing auto: a track is one voice when under this share of its sounding
 # steps hold two pitches or more (chorale voices: 0.01-0.02; a merged or keyboard track: more)
+AUTO_SAMPLE = 4000  # windows read to decide
 
 
 def mono_tracks(voicing: str, windows: np.ndarray) -> list[bool]:
@@ -19,7 +20,10 @@ def mono_tracks(voicing: str, windows: np.ndarray) -> list[bool]:
     k = windows.shape[1]
     if voicing != "auto":
         return [voicing == "mono"] * k
-    rate = polyphony_rate(np.asarray(windows[: min(len(windows), 4000)]))
+    pick = np.arange(len(windows))
+    if len(pick) > AUTO_SAMPLE:  # a seeded sample of the whole set, not its first pieces
+        pick = np.sort(np.random.default_rng(0).choice(len(pick), AUTO_SAMPLE, replace=False))
+    rate = polyphony_rate(np.asarray(windows[pick]))
     return [bool(r < MONO_BELOW) for r in np.nan_to_num(rate, nan=0.0)]
 
 
