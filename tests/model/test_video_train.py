@@ -138,35 +138,16 @@ def test_export_parity(registered, tmp_path):
 
 
 def test_rest_serving_returns_the_pyfunc_clips(registered):
-    import urllib.request
-
     import mlflow
 
-    from tests.conftest import start_server
-    from tests.e2e.test_register import _free_port
+    from tests.conftest import post_frame, serve_model
 
     _, _, uri = registered
     mlflow.set_tracking_uri(uri)
     model_uri = _latest_uri(uri)
-    port = _free_port()
-    server = start_server(
-        ["mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local",
-         "--host", "127.0.0.1", "--port", str(port)],
-        f"http://127.0.0.1:{port}/ping",
-    )  # fmt: skip
-    try:
-        frame = pd.DataFrame({"seed": [0, 1], "label": [5, 6]})
-        body = json.dumps({"dataframe_split": frame.to_dict(orient="split", index=False)})
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/invocations",
-            data=body.encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=120) as response:
-            clips = np.asarray(json.loads(response.read())["predictions"], dtype=np.uint8)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    frame = pd.DataFrame({"seed": [0, 1], "label": [5, 6]})
+    with serve_model(model_uri) as url:
+        clips = np.asarray(post_frame(url, frame)["predictions"], dtype=np.uint8)
     assert clips.shape == (2, 8, 1, 32, 32)
     np.testing.assert_array_equal(clips, mlflow.pyfunc.load_model(model_uri).predict(frame))
 

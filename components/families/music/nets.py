@@ -45,6 +45,17 @@ def with_class(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None) -> to
     return z + G.embed(labels)
 
 
+def class_embedding(n_classes: int, dim: int) -> nn.Embedding | None:
+    """A class embedding that starts at zero: the net starts as the unconditional one and
+    learns what each class changes (N(0, 1) rows put a class term as large as the score itself
+    into D at step 0; the two-style run drifted)."""
+    if not n_classes:
+        return None
+    embed = nn.Embedding(n_classes, dim)
+    nn.init.zeros_(embed.weight)
+    return embed
+
+
 def projection(embed: nn.Embedding | None, h: torch.Tensor, labels) -> torch.Tensor:
     """The projection discriminator's class term <embed(label), h> (0 unconditional)."""
     return (embed(labels) * h).sum(1) if embed is not None else h.new_zeros(len(h))
@@ -78,7 +89,7 @@ class Generator(nn.Module):
                  n_classes: int = 0):  # fmt: skip
         super().__init__()
         self.z_dim, self.tracks, self.bars, self.n_classes = z_dim, tracks, bars, n_classes
-        self.embed = nn.Embedding(n_classes, self.latent_dim) if n_classes else None
+        self.embed = class_embedding(n_classes, self.latent_dim)
         self.mono = tuple(mono) or (False,) * tracks  # per track: one voice (a rest or a pitch)
         assert len(self.mono) == tracks, (self.mono, tracks)
         self.steps_per_bar, self.pitches, self.unit = steps_per_bar, pitches, unit
@@ -197,7 +208,7 @@ class Discriminator(nn.Module):
             nn.Conv1d(f, f, 3, padding=1), nn.LeakyReLU(0.2),
         )  # fmt: skip
         self.score = nn.Linear(f * bars, 1)
-        self.embed = nn.Embedding(n_classes, f * bars) if n_classes else None
+        self.embed = class_embedding(n_classes, f * bars)
 
     def forward(self, x: torch.Tensor, c=None) -> torch.Tensor:
         """x (B, tracks, bars * steps_per_bar, pitches) in [0, 1] [, labels c (B,)] -> scores
@@ -224,7 +235,7 @@ class RollGenerator(nn.Module):
                  channels: int = 32, n_classes: int = 0):  # fmt: skip
         super().__init__()
         self.z_dim, self.tracks, self.bars, self.n_classes = z_dim, tracks, bars, n_classes
-        self.embed = nn.Embedding(n_classes, self.latent_dim) if n_classes else None
+        self.embed = class_embedding(n_classes, self.latent_dim)
         self.steps_per_bar, self.pitches = steps_per_bar, pitches
         t, c = bars * steps_per_bar, channels
         self.sizes = [(-(-t // 2**i), -(-pitches // 2**i)) for i in range(4, -1, -1)]
@@ -268,7 +279,7 @@ class RollDiscriminator(nn.Module):
         with torch.no_grad():
             n = self.convs(torch.zeros(1, tracks, window_steps, pitches)).numel()
         self.score = nn.Linear(n, 1)
-        self.embed = nn.Embedding(n_classes, n) if n_classes else None
+        self.embed = class_embedding(n_classes, n)
 
     def forward(self, x: torch.Tensor, c=None) -> torch.Tensor:
         h = self.convs(x).flatten(1)
