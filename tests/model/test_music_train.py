@@ -186,6 +186,9 @@ def test_the_music_pyfunc_takes_a_class_name_or_index(tmp_path):
     from components.layout import write_json
 
     trainer, spec = _conditional_trainer()
+    torch.manual_seed(0)  # the class embeddings start at zero: give each class its own offset
+    with torch.no_grad():
+        trainer.G_ema.embed.weight.normal_(0.0, 3.0)
     write_json(tmp_path / SPEC_FILE, spec)
     save_file(trainer.G_ema.state_dict(), str(tmp_path / "G_ema.safetensors"))
     model = MusicModel()
@@ -198,6 +201,7 @@ def test_the_music_pyfunc_takes_a_class_name_or_index(tmp_path):
     by_index = model.predict(None, pd.DataFrame({"seed": [3, 3], "label": [0, 1]}))
     assert by_name["label"].tolist() == ["low", "high"]
     assert by_name["roll"].tolist() == by_index["roll"].tolist()  # the same windows
+    assert by_name["roll"][0] != by_name["roll"][1]  # and the class was heard: low != high
     with pytest.raises(ValueError, match="conditional: give every row a 'label' \\(low, high\\)"):
         model.predict(None, pd.DataFrame({"seed": [0]}))
     with pytest.raises(ValueError, match="'jazz' is not a class"):

@@ -29,6 +29,12 @@ import torch
 from torch import nn
 
 
+def latent_width(z_dim: int, tracks: int) -> int:
+    """The flat latent of a window: shared, shared-temporal, and per track private and
+    private-temporal, each z_dim wide (the roll2d baseline takes the same width)."""
+    return z_dim * (2 + 2 * tracks)
+
+
 def binarize(probs: torch.Tensor) -> torch.Tensor:
     """Hard 0/1 at 0.5 forward, identity gradient backward (straight-through)."""
     hard = (probs > 0.5).to(probs.dtype)
@@ -122,7 +128,7 @@ class Generator(nn.Module):
     @property
     def latent_dim(self) -> int:
         """The width of one flat latent vector: the four latents of a window."""
-        return self.z_dim * (2 + 2 * self.tracks)
+        return latent_width(self.z_dim, self.tracks)
 
     def split_latent(self, z: torch.Tensor):
         """A flat latent (B, latent_dim) -> shared, shared-temporal, per-track, per-track-
@@ -254,7 +260,7 @@ class RollGenerator(nn.Module):
 
     @property
     def latent_dim(self) -> int:
-        return self.z_dim * (2 + 2 * self.tracks)
+        return latent_width(self.z_dim, self.tracks)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         z = with_class(self, z, labels)

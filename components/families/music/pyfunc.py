@@ -36,7 +36,7 @@ def seeds_of(model_input: pd.DataFrame) -> np.ndarray:
 def labels_of(model_input: pd.DataFrame, class_names: list[str]) -> np.ndarray | None:
     """The class index of each row (a class name or its index), None for an unconditional
     model; ValueError naming what is wrong."""
-    from components.families.noise.pyfunc import resolve_labels
+    from components.families.labels import resolve_labels
 
     given = "label" in model_input.columns and model_input["label"].notna().any()
     if not class_names:

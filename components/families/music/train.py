@@ -30,13 +30,15 @@ def mono_tracks(voicing: str, windows: np.ndarray) -> list[bool]:
 def make_spec(cfg, manifest: dict, windows: np.ndarray) -> dict:
     """What models/ says about G: the grid it draws on, its sizes, which tracks are one voice,
     the tempo for MIDI."""
+    from components.families.music.nets import latent_width
+
     grid = manifest["grid"]
     tracks, steps, pitches = manifest["shape"]
     return {
         "family": "music",
         "arch": cfg.arch,
         "z_dim": cfg.music.z_dim,
-        "latent_dim": cfg.music.z_dim * (2 + 2 * tracks),
+        "latent_dim": latent_width(cfg.music.z_dim, tracks),
         "g_channels": cfg.g_channels,
         "unit_steps": cfg.music.unit_steps,
         "mono_tracks": mono_tracks(cfg.music.voicing, windows),
