@@ -34,13 +34,19 @@ import torch.nn.functional as F
 def plain(cfg, text, images: np.ndarray, rows: np.ndarray, tokens: np.ndarray, steps: int,
           warmup: int) -> float:  # fmt: skip
     """The eager loop: images per second over `steps` after `warmup`."""
-    from components.families.text2image.nets import Discriminator, Generator, matching_aware_gp
+    from components.families.text2image.nets import (
+        Discriminator,
+        Generator,
+        matching_aware_gp,
+        semantic_loss,
+    )
 
     torch.manual_seed(cfg.seed)
     C, S = images.shape[1], images.shape[2]
     dim = text.sentence_dim
     G = Generator(cfg.z_dim, dim, C, S, cfg.g_channels)
-    D = Discriminator(dim, C, S, cfg.d_channels, cfg.d_condition)
+    w = cfg.semantic_weight  # the semantic head, as the trainer runs it when > 0
+    D = Discriminator(dim, C, S, cfg.d_channels, cfg.d_condition, read_sentence=w > 0)
     opt_G = torch.optim.Adam(G.parameters(), cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
     opt_D = torch.optim.Adam(D.parameters(), cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
     data = torch.utils.data.TensorDataset(  # one pair per caption, as the reference lists them
@@ -58,16 +64,25 @@ def plain(cfg, text, images: np.ndarray, rows: np.ndarray, tokens: np.ndarray, s
                 s = text(caption)  # the frozen encoder, every batch
             s_mis = torch.cat([s[1:], s[:1]])  # DF-GAN: the batch rolled by one
             fake = G(torch.randn(len(real), cfg.z_dim), s)
-            d_real, d_mis = D(real, s), D(real, s_mis)
-            d_fake = D(fake.detach(), s)
+            if w > 0:
+                d_real, read = D(real, s, read=True)
+            else:
+                d_real, read = D(real, s), None
+            d_mis, d_fake = D(real, s_mis), D(fake.detach(), s)
             d_loss = F.relu(1 - d_real).mean() + 0.5 * (
                 F.relu(1 + d_fake).mean() + cfg.mismatch_weight * F.relu(1 + d_mis).mean()
             )
+            if read is not None:
+                d_loss = d_loss + w * semantic_loss(read, s)
             d_loss = d_loss + cfg.ma_gp_weight * matching_aware_gp(D, real, s, cfg.ma_gp_power)
             opt_D.zero_grad()
             d_loss.backward()
             opt_D.step()
-            g_loss = -D(fake, s).mean()
+            if w > 0:
+                d_gen, read = D(fake, s, read=True)
+                g_loss = -d_gen.mean() + w * semantic_loss(read, s)
+            else:
+                g_loss = -D(fake, s).mean()
             opt_G.zero_grad()
             g_loss.backward()
             opt_G.step()

@@ -71,3 +71,22 @@ def test_contrastive_loss_is_low_for_matching_pairs():
     img = torch.eye(4) * 10
     assert nets.contrastive_loss(img, img.clone(), 0.1) < 1e-3
     assert nets.contrastive_loss(img, img.roll(1, 0), 0.1) > 5
+
+
+@pytest.mark.parametrize("condition", ["fusion", "projection"])
+def test_semantic_head_reads_a_sentence_without_changing_the_logit(condition):
+    torch.manual_seed(0)
+    D = nets.Discriminator(16, 3, 32, 8, condition, read_sentence=True).eval()
+    x, s = torch.randn(3, 3, 32, 32), torch.randn(3, 16)
+    logit, read = D(x, s, read=True)
+    assert read.shape == (3, 16)
+    torch.testing.assert_close(logit, D(x, s))
+    torch.testing.assert_close(read, D(x, torch.randn(3, 16), read=True)[1])  # image alone
+    with pytest.raises(TypeError):
+        nets.Discriminator(16, 3, 32, 8, condition)(x, s, read=True)  # no head: no reading
+
+
+def test_semantic_loss_is_one_minus_cosine():
+    s = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0]])
+    read = torch.tensor([[2.0, 0.0], [0.0, -1.0], [0.0, 5.0]])  # same, opposite, orthogonal
+    torch.testing.assert_close(nets.semantic_loss(read, s), torch.tensor((0.0 + 2.0 + 1.0) / 3))

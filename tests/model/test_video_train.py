@@ -197,6 +197,19 @@ def test_family_resumes_bit_identical(registered, tmp_path):
     assert_resume_is_exact(build, cfg, tmp_path, 4)
 
 
+def test_first_frame_alone_is_the_clips_first_frame():
+    """MoCoGAN's image batch renders one frame per content (motion noise of length 1): that
+    frame is exactly the first frame of the clip the same latents draw, for every G."""
+    from components.families.video.nets import GENERATORS
+
+    torch.manual_seed(0)
+    zc, eps, labels = torch.randn(3, 8), torch.randn(3, 16, 4), torch.tensor([0, 1, 2])
+    for cls in {GENERATORS[("mocogan", "sprite")], GENERATORS[("mocogan", "frames")]}:
+        G = cls(8, 4, 3, 1, 32, 16, 8).eval()
+        with torch.no_grad():
+            torch.testing.assert_close(G(zc, eps[:, :1], labels)[:, 0], G(zc, eps, labels)[:, 0])
+
+
 def test_every_generator_makes_clips_of_the_asked_length():
     from components.families.video.nets import GENERATORS
 

@@ -149,7 +149,15 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, sentence_dim: int, channels: int, image_size: int, ndf: int, condition: str):
+    def __init__(
+        self,
+        sentence_dim: int,
+        channels: int,
+        image_size: int,
+        ndf: int,
+        condition: str,
+        read_sentence: bool = False,
+    ):
         super().__init__()
         w = list(reversed(widths(ndf, image_size)))  # image size -> 4x4
         layers, c = [nn.Conv2d(channels, w[0], 3, 1, 1)], w[0]
@@ -158,6 +166,8 @@ class Discriminator(nn.Module):
             c = cout
         self.body = nn.Sequential(*layers, nn.LeakyReLU(0.2))  # (B, c, 4, 4)
         self.condition = condition
+        # the semantic head: the sentence read back from the image alone (train.semantic_weight)
+        self.reader = nn.Linear(c * 16, sentence_dim) if read_sentence else None
         if condition == "fusion":
             self.joint = nn.Sequential(
                 nn.Conv2d(c + sentence_dim, c * 2, 3, 1, 1),
@@ -168,14 +178,24 @@ class Discriminator(nn.Module):
             self.linear = nn.Linear(c, 1)
             self.embed = nn.Linear(sentence_dim, c)
 
-    def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        """(image, sentence) -> one logit per pair, (B,)."""
+    def forward(self, x: torch.Tensor, s: torch.Tensor, read: bool = False):
+        """(image, sentence) -> one logit per pair, (B,); with `read`, also the sentence vector
+        the semantic head reads from the image alone, (B, sentence_dim)."""
         h = self.body(x)  # (B, c, 4, 4)
         if self.condition == "fusion":
             tiled = s[:, :, None, None].expand(-1, -1, 4, 4)  # (B, sentence_dim, 4, 4)
-            return self.joint(torch.cat([h, tiled], dim=1)).view(-1)
-        pooled = h.sum(dim=(2, 3))  # (B, c)
-        return self.linear(pooled).view(-1) + (self.embed(s) * pooled).sum(1)
+            logit = self.joint(torch.cat([h, tiled], dim=1)).view(-1)
+        else:
+            pooled = h.sum(dim=(2, 3))  # (B, c)
+            logit = self.linear(pooled).view(-1) + (self.embed(s) * pooled).sum(1)
+        return (logit, self.reader(h.flatten(1))) if read else logit
+
+
+def semantic_loss(read: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """1 - cosine between the sentence D reads from an image and the image's own sentence,
+    averaged: D learns to read real images' captions, G to draw what can be read back as its
+    caption (AC-GAN's auxiliary loss with the sentence vector as the target)."""
+    return (1 - F.cosine_similarity(read.float(), s.float(), dim=1)).mean()
 
 
 def matching_aware_gp(D: nn.Module, real_img: torch.Tensor, s: torch.Tensor, power: float):

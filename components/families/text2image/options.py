@@ -95,6 +95,10 @@ class Text2ImageTrainConfig(TrainConfig):
     # other images' captions drawn per mismatched pair; D sees the one whose sentence is
     # closest to the true one (a hard negative). 1 = one random other caption (DF-GAN)
     mismatch_candidates: PosInt = 1
+    # weight of the semantic loss: D reads the sentence back from a real image (1 - cosine),
+    # G is asked to draw images whose sentence D reads back (AC-GAN's auxiliary loss with the
+    # sentence as target). 0 = off (DF-GAN)
+    semantic_weight: Annotated[float, Field(ge=0)] = 0.0
     ema_half_life_kimg: Annotated[float, Field(ge=0)]
     text: TextEncoderConfig
 

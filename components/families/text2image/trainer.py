@@ -20,7 +20,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from components.families.text2image.nets import Discriminator, Generator, matching_aware_gp
+from components.families.text2image.nets import (
+    Discriminator,
+    Generator,
+    matching_aware_gp,
+    semantic_loss,
+)
 from components.families.text2image.options import Text2ImageTrainConfig as TrainConfig
 from components.seeds import BATCH_STREAM_OFFSET, SAMPLE_GRID_OFFSET
 from components.train.loop import (
@@ -42,7 +47,7 @@ PANEL_SEEDS = 8  # columns: fixed z per caption
 class Text2ImageTrainer(EmaGanTrainer):
     """G, D and G_ema with their optimisers, the frozen sentence vectors of the train captions."""
 
-    stat_names = ("d_loss", "g_loss", "D_x", "D_G_z", "D_mismatch", "ma_gp")
+    stat_names = ("d_loss", "g_loss", "D_x", "D_G_z", "D_mismatch", "ma_gp", "sem_real", "sem_fake")
 
     def __init__(
         self,
@@ -64,7 +69,8 @@ class Text2ImageTrainer(EmaGanTrainer):
             torch.channels_last if use_channels_last(cfg, device) else torch.contiguous_format
         )
         G = Generator(cfg.z_dim, dim, channels, size, cfg.g_channels)
-        D = Discriminator(dim, channels, size, cfg.d_channels, cfg.d_condition)
+        read = cfg.semantic_weight > 0
+        D = Discriminator(dim, channels, size, cfg.d_channels, cfg.d_condition, read)
         self.G = G.to(device, memory_format=self.memory_format)
         self.D = D.to(device, memory_format=self.memory_format)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
@@ -135,13 +141,20 @@ class Text2ImageTrainer(EmaGanTrainer):
     def d_step(self, real_img, s, s_mis, gen_img):
         """D: hinge on matched reals (-> +1), fakes and mismatched reals (-> -1), and MA-GP."""
         cfg = self.cfg
+        sem = torch.zeros((), device=self.device)
         with self.autocast:
-            d_real = self.D_run(real_img, s).float()
+            if cfg.semantic_weight > 0:  # D also learns to read the caption of a real image
+                d_real, read = self.D_run(real_img, s, read=True)
+                sem = semantic_loss(read, s)
+            else:
+                d_real = self.D_run(real_img, s)
+            d_real = d_real.float()
             d_fake = self.D_run(gen_img.detach(), s).float()
             d_mis = self.D_run(real_img, s_mis).float()
             d_loss = F.relu(1 - d_real).mean() + 0.5 * (
                 F.relu(1 + d_fake).mean() + cfg.mismatch_weight * F.relu(1 + d_mis).mean()
             )
+            d_loss = d_loss + cfg.semantic_weight * sem
         ma_gp = torch.zeros((), device=self.device)
         if cfg.ma_gp_weight > 0:  # fp32: double backward is not autocast's business
             ma_gp = matching_aware_gp(self.D, real_img, s, cfg.ma_gp_power)
@@ -149,30 +162,38 @@ class Text2ImageTrainer(EmaGanTrainer):
         self.opt_D.zero_grad(set_to_none=True)
         self.scaler.scale(d_loss).backward()
         self.scaler.step(self.opt_D)
-        return d_loss, d_real, d_fake, d_mis, ma_gp
+        return d_loss, d_real, d_fake, d_mis, ma_gp, sem
 
     def g_step(self, gen_img, s):
-        """G: fool the updated D on matched sentences (D frozen)."""
+        """G: fool the updated D on matched sentences (D frozen) and, with
+        train.semantic_weight, draw images whose caption D reads back."""
         self.D.requires_grad_(False)
         no_sync = self.D_run.no_sync() if self.world > 1 else contextlib.nullcontext()
+        sem = torch.zeros((), device=self.device)
         with no_sync, self.autocast:
-            g_loss = -self.D_run(gen_img, s).float().mean()
+            if self.cfg.semantic_weight > 0:
+                d_gen, read = self.D_run(gen_img, s, read=True)
+                sem = semantic_loss(read, s)
+                g_loss = -d_gen.float().mean() + self.cfg.semantic_weight * sem
+            else:
+                g_loss = -self.D_run(gen_img, s).float().mean()
         self.opt_G.zero_grad(set_to_none=True)
         self.scaler.scale(g_loss).backward()
         self.D.requires_grad_(True)
         self.scaler.step(self.opt_G)
         self.scaler.update()
-        return g_loss
+        return g_loss, sem
 
     def step(self, step: int) -> torch.Tensor:
         real_img, s, s_mis, z = self.next_batch()
         with self.autocast:
             gen_img = self.G_run(z, s)  # (B, C, S, S)
-        d_loss, d_real, d_fake, d_mis, ma_gp = self.d_step(real_img, s, s_mis, gen_img)
-        g_loss = self.g_step(gen_img, s)
+        d_loss, d_real, d_fake, d_mis, ma_gp, sem_real = self.d_step(real_img, s, s_mis, gen_img)
+        g_loss, sem_fake = self.g_step(gen_img, s)
         update_ema(self.G_ema, self.G, self.ema_beta)
         with torch.no_grad():
             stats = [d_loss, g_loss, d_real.mean(), d_fake.mean(), d_mis.mean(), ma_gp]
+            stats += [sem_real, sem_fake]
             return torch.stack([torch.as_tensor(v, device=self.device).float() for v in stats])
 
 

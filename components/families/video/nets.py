@@ -128,9 +128,8 @@ class SpriteMoCoGenerator(MoCoGenerator):
     def track(self, h: torch.Tensor) -> torch.Tensor:
         """(B, T, Zm) motion codes -> (B, T, 2) positions (x, y) before the walls' fold."""
         turn = self.max_turn * torch.tanh(self.turn(h[:, 1:]))  # (B, T-1, 2)
-        a = self.velocity(h[:, :1]) + torch.cumsum(
-            torch.cat([torch.zeros_like(turn[:, :1]), turn], 1), 1
-        )
+        still = torch.zeros(h.shape[0], 1, 2, dtype=h.dtype, device=h.device)  # no turn at t=0
+        a = self.velocity(h[:, :1]) + torch.cumsum(torch.cat([still, turn], 1), 1)
         v = self.max_speed * torch.tanh(a)  # (B, T, 2): the step after frame t
         return torch.tanh(self.start(h[:, 0])).unsqueeze(1) + torch.cumsum(v, 1) - v[:, :1]
 
