@@ -138,17 +138,19 @@ class Text2ImageTrainer(EmaGanTrainer):
         closeness = (cand * true[:, None]).sum(-1)  # (B, k): cosine to the true sentence
         return other.gather(1, closeness.argmax(1, keepdim=True)).squeeze(1)
 
+    def judge(self, img, s):
+        """(D's logits (B,) in fp32, the semantic loss of what its head reads from the images:
+        0 without the head)."""
+        if self.cfg.semantic_weight > 0:
+            logit, read = self.D_run(img, s, read=True)
+            return logit.float(), semantic_loss(read, s)
+        return self.D_run(img, s).float(), torch.zeros((), device=self.device)
+
     def d_step(self, real_img, s, s_mis, gen_img):
         """D: hinge on matched reals (-> +1), fakes and mismatched reals (-> -1), and MA-GP."""
         cfg = self.cfg
-        sem = torch.zeros((), device=self.device)
         with self.autocast:
-            if cfg.semantic_weight > 0:  # D also learns to read the caption of a real image
-                d_real, read = self.D_run(real_img, s, read=True)
-                sem = semantic_loss(read, s)
-            else:
-                d_real = self.D_run(real_img, s)
-            d_real = d_real.float()
+            d_real, sem = self.judge(real_img, s)  # D also learns to read a real image's caption
             d_fake = self.D_run(gen_img.detach(), s).float()
             d_mis = self.D_run(real_img, s_mis).float()
             d_loss = F.relu(1 - d_real).mean() + 0.5 * (
@@ -169,14 +171,9 @@ class Text2ImageTrainer(EmaGanTrainer):
         train.semantic_weight, draw images whose caption D reads back."""
         self.D.requires_grad_(False)
         no_sync = self.D_run.no_sync() if self.world > 1 else contextlib.nullcontext()
-        sem = torch.zeros((), device=self.device)
         with no_sync, self.autocast:
-            if self.cfg.semantic_weight > 0:
-                d_gen, read = self.D_run(gen_img, s, read=True)
-                sem = semantic_loss(read, s)
-                g_loss = -d_gen.float().mean() + self.cfg.semantic_weight * sem
-            else:
-                g_loss = -self.D_run(gen_img, s).float().mean()
+            d_gen, sem = self.judge(gen_img, s)
+            g_loss = -d_gen.mean() + self.cfg.semantic_weight * sem
         self.opt_G.zero_grad(set_to_none=True)
         self.scaler.scale(g_loss).backward()
         self.D.requires_grad_(True)
