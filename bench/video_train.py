@@ -34,8 +34,8 @@ def plain_loop(cfg, clips: np.ndarray, labels: np.ndarray, spec: dict, steps: in
     G = make_generator(
         cfg.arch, cfg.renderer, cfg.z_content, cfg.z_motion, k, C, S, T, cfg.g_channels
     )
-    Di = ImageDiscriminator(C, S, cfg.d_channels, k)
-    Dv = VideoDiscriminator(C, S, T, cfg.d_channels, k)
+    Di = ImageDiscriminator(C, S, cfg.d_channels, k, cfg.minibatch_std)
+    Dv = VideoDiscriminator(C, S, T, cfg.d_channels, k, cfg.minibatch_std)
     opt_G = torch.optim.Adam(G.parameters(), cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
     opt_D = torch.optim.Adam([*Di.parameters(), *Dv.parameters()], cfg.lr_d,
                              betas=(cfg.beta1, cfg.beta2))  # fmt: skip

@@ -230,32 +230,56 @@ def sn(layer: nn.Module) -> nn.Module:
 
 
 class _Projection(nn.Module):
-    """Logit = linear(features) + <embed(label), features> (Miyato & Koyama 2018)."""
+    """Logit = linear(the 4x4 map) + <embed(label), the map summed over space> (Miyato & Koyama
+    2018; the sum as in SN-GAN's and BigGAN's Ds). The label's term does not depend on where
+    the object is: with the map flattened, each class had to be learnt at each of the 16 places
+    an object can stand, and G drew the same digit whatever the label (docs/video.md)."""
 
-    def __init__(self, features: int, num_classes: int):
+    def __init__(self, channels: int, num_classes: int):
         super().__init__()
-        self.linear = sn(nn.Linear(features, 1))
-        self.embed = sn(nn.Embedding(num_classes, features)) if num_classes else None
+        self.linear = sn(nn.Linear(channels * 16, 1))
+        self.embed = sn(nn.Embedding(num_classes, channels)) if num_classes else None
 
-    def forward(self, h, labels=None):
-        out = self.linear(h).squeeze(1)
+    def forward(self, h, labels=None):  # h: (B, channels, 4, 4)
+        out = self.linear(h.flatten(1)).squeeze(1)
         if self.embed is not None:
-            out = out + (self.embed(labels) * h).sum(1)
+            out = out + (self.embed(labels) * h.sum((2, 3))).sum(1)
         return out
 
 
-class ImageDiscriminator(nn.Module):
-    """(B, C, S, S) -> (B,) logits: strided convs down to 4x4."""
+class MinibatchStd(nn.Module):
+    """ProGAN's minibatch standard deviation (Karras et al. 2018): one more channel holding how
+    much the samples of a group differ, averaged over features, so D sees a batch that lacks
+    variety (G drawing one shape whatever z asks) as unlike real data. Groups take every
+    (N / group)-th sample: consecutive frames of one clip never share a group. group 0: off."""
 
-    def __init__(self, channels: int, size: int, width: int, num_classes: int):
+    def __init__(self, group: int):
+        super().__init__()
+        self.group = group
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:  # (N, C, ...) -> (N, C + 1, ...)
+        if not self.group:
+            return h
+        N = h.shape[0]
+        g = max(d for d in range(1, min(self.group, N) + 1) if N % d == 0)
+        y = h.float().reshape(g, -1, *h.shape[1:])  # (g, N / g, C, ...)
+        std = (y.var(0, unbiased=False) + 1e-8).sqrt().mean(list(range(1, y.dim() - 1)))
+        std = std.to(h.dtype).repeat(g).view(N, 1, *([1] * (h.dim() - 2)))
+        return torch.cat([h, std.expand(N, 1, *h.shape[2:])], 1)
+
+
+class ImageDiscriminator(nn.Module):
+    """(B, C, S, S) -> (B,) logits: strided convs down to 4x4 (+ the minibatch-std channel)."""
+
+    def __init__(self, channels: int, size: int, width: int, num_classes: int, mbstd: int = 0):
         super().__init__()
         layers, ch = [], channels
         for i in range(up_levels(size)):
             out = width * 2**i
             layers += [sn(nn.Conv2d(ch, out, 4, 2, 1)), nn.LeakyReLU(0.2, inplace=True)]
             ch = out
-        self.body = nn.Sequential(*layers, nn.Flatten())
-        self.head = _Projection(ch * 16, num_classes)
+        self.body = nn.Sequential(*layers, MinibatchStd(mbstd))  # (B, ch [+ 1], 4, 4)
+        self.head = _Projection(ch + (1 if mbstd else 0), num_classes)
 
     def forward(self, x, labels=None):
         return self.head(self.body(x), labels)
@@ -265,7 +289,9 @@ class VideoDiscriminator(nn.Module):
     """(B, T, C, S, S) -> (B,) logits: 3-D convs halving space every block and time while it is
     above 2, averaged over what is left of time."""
 
-    def __init__(self, channels: int, size: int, frames: int, width: int, num_classes: int):
+    def __init__(
+        self, channels: int, size: int, frames: int, width: int, num_classes: int, mbstd: int = 0
+    ):
         super().__init__()
         layers, ch, t = [], channels, frames
         for i in range(up_levels(size)):
@@ -277,11 +303,12 @@ class VideoDiscriminator(nn.Module):
             ]
             ch, t = out, (t - 1) // ts + 1
         self.body = nn.Sequential(*layers)
-        self.head = _Projection(ch * 16, num_classes)
+        self.std = MinibatchStd(mbstd)
+        self.head = _Projection(ch + (1 if mbstd else 0), num_classes)
 
     def forward(self, clips, labels=None):
-        h = self.body(clips.transpose(1, 2)).mean(2)  # (B, ch, 4, 4)
-        return self.head(h.flatten(1), labels)
+        h = self.std(self.body(clips.transpose(1, 2)).mean(2))  # (B, ch [+ 1], 4, 4)
+        return self.head(h, labels)
 
 
 def clip_latents(seeds, spec: dict) -> tuple[torch.Tensor, torch.Tensor]:

@@ -49,8 +49,11 @@ class VideoTrainConfig(TrainConfig):
     image_frames: PosInt  # frames per clip the image D sees each step
     ema_half_life_kimg: Annotated[float, Field(ge=0)]
     r1_gamma: Annotated[float, Field(ge=0)]  # R1 penalty on real clips and frames (0: off)
+    minibatch_std: Annotated[int, Field(ge=0)]  # both Ds' minibatch-std group size (0: off)
 
 
 class VideoRegisterConfig(RegisterConfig):
     max_video_fd_ratio: PosFloat  # gate: video_fd / its real-vs-real floor at most this
     max_frozen_rate: Fraction  # gate: share of generated clips that do not move
+    # gate (labelled data, conditional G): cond_acc at least this share of the real clips'
+    min_cond_acc_share: Fraction

@@ -1,5 +1,7 @@
 """The video family's registration: gates (video_fd within a factor of its real floor and
-below both negative controls, frozen-clip rate under a threshold), the champion comparison on
+below both negative controls, frozen-clip rate under a threshold, and on labelled data the
+asked class drawn at least a share as often as the classifier reads it in real clips), the
+champion comparison on
 video_fd, the pyfunc (models from code) and the model card."""
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ TAGS = (
     "video_fd", "video_fd_floor", "video_fd_ratio", "video_fd_shuffled", "video_fd_frozen",
     "fid", "fid_floor", "kid", "frozen_rate", "frozen_rate_real", "speed_w1", "speed_w1_floor",
     "speed_w1_shuffled", "speed_w1_frozen", "identity_consistency", "identity_consistency_real",
-    "cond_acc",
+    "cond_acc", "cond_acc_real",
 )  # fmt: skip
 
 
@@ -50,6 +52,14 @@ def gate_failures(cfg: RegisterConfig, metrics: dict) -> list[str]:
             f"frozen_rate {metrics['frozen_rate']:.3f} > register.max_frozen_rate "
             f"{cfg.max_frozen_rate}"
         )
+    if "cond_acc" in metrics:  # labelled data, conditional G: the asked class, read per clip
+        share = metrics["cond_acc"] / max(metrics["cond_acc_real"], 1e-12)
+        if not share >= cfg.min_cond_acc_share:
+            failures.append(
+                f"cond_acc {metrics['cond_acc']:.3f} is {share:.2f} of the real clips' "
+                f"{metrics['cond_acc_real']:.3f} < register.min_cond_acc_share "
+                f"{cfg.min_cond_acc_share}"
+            )
     return failures
 
 

@@ -65,8 +65,8 @@ class VideoTrainer(EmaGanTrainer):
         self.G = make_generator(
             cfg.arch, cfg.renderer, cfg.z_content, cfg.z_motion, k, C, S, T, cfg.g_channels
         ).to(device)
-        self.D_image = ImageDiscriminator(C, S, cfg.d_channels, k).to(device)
-        self.D_video = VideoDiscriminator(C, S, T, cfg.d_channels, k).to(device)
+        self.D_image = ImageDiscriminator(C, S, cfg.d_channels, k, cfg.minibatch_std).to(device)
+        self.D_video = VideoDiscriminator(C, S, T, cfg.d_channels, k, cfg.minibatch_std).to(device)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.opt_G = adam(self.G.parameters(), cfg.lr_g, cfg, device)
         d_params = [*self.D_image.parameters(), *self.D_video.parameters()]

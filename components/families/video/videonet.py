@@ -23,18 +23,24 @@ NET_SEED = 0
 
 
 class VideoNet(nn.Module):
+    """3-D convolutions with BatchNorm, then each channel's mean and maximum over time and space
+    (translation-free: a digit is the same digit wherever it stands) into the features.
+    Measured on the bundled moving_mnist (docs/video.md, "The video distance's net"): the
+    earlier net (no BatchNorm, a 2x2x2 average pool, motion targets unscaled beside two
+    cross-entropies) read the test clips' class at chance (0.10) and their speed worse than
+    a constant after its 3 epochs; this one reads class 0.66 and motion at R^2 0.73-0.83."""
+
     num_features = 128
     n_motion = 4  # vy, vx, speed, acceleration
 
     def __init__(self, channels: int, num_classes: int):
         super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv3d(channels, 16, 3, (1, 2, 2), 1), nn.ReLU(inplace=True),
-            nn.Conv3d(16, 32, 3, (2, 2, 2), 1), nn.ReLU(inplace=True),
-            nn.Conv3d(32, 64, 3, (2, 2, 2), 1), nn.ReLU(inplace=True),
-            nn.AdaptiveAvgPool3d((2, 2, 2)), nn.Flatten(),
-            nn.Linear(64 * 8, self.num_features), nn.ReLU(inplace=True),
-        )  # fmt: skip
+        layers, c = [], channels
+        for out, stride in ((16, (1, 2, 2)), (32, (2, 2, 2)), (64, (2, 2, 2))):
+            layers += [nn.Conv3d(c, out, 3, stride, 1), nn.BatchNorm3d(out), nn.ReLU(inplace=True)]
+            c = out
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Linear(2 * c, self.num_features), nn.ReLU(inplace=True))
         self.classes = nn.Linear(self.num_features, num_classes) if num_classes else None
         self.motion = nn.Linear(self.num_features, self.n_motion)
         self.order = nn.Linear(self.num_features, 3)  # intact | two frames swapped | stalled
@@ -46,7 +52,8 @@ class VideoNet(nn.Module):
         if x.shape[-1] > INPUT_SIZE:
             x = nn.functional.interpolate(x.flatten(0, 1), size=INPUT_SIZE, mode="area")
             x = x.view(B, T, *x.shape[1:])
-        return self.body(x.transpose(1, 2))
+        h = self.body(x.transpose(1, 2))  # (B, c, T', S', S')
+        return self.head(torch.cat([h.mean((2, 3, 4)), h.amax((2, 3, 4))], 1))
 
 
 def motion_targets(clips: np.ndarray) -> np.ndarray:
@@ -86,7 +93,8 @@ def train_video_net(clips, labels, num_classes: int, epochs: int, seed: int = NE
     net = VideoNet(clips.shape[2], num_classes)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     x = torch.from_numpy(np.ascontiguousarray(clips))
-    m = torch.from_numpy(motion_targets(np.asarray(clips)))
+    m = motion_targets(np.asarray(clips))  # standardised: the motion loss weighs as the others
+    m = torch.from_numpy((m - m.mean(0)) / np.maximum(m.std(0), 1e-6))
     y = torch.from_numpy(np.asarray(labels)).long() if num_classes else None
     net.train()
     for _ in range(epochs):
