@@ -40,24 +40,26 @@ def read_gif(path: Path, size: int) -> np.ndarray:
     return np.stack([np.asarray(f) for f in frames])
 
 
-def real_set(root: Path, size: int):
+def real_set(root: Path, size: int, frames: int):
+    """The real clips, each cut to its first `frames` frames (the generated clips' length)."""
     classes = sorted(p.name for p in root.iterdir() if p.is_dir())
     clips, labels = [], []
     for k, name in enumerate(classes):
         for f in sorted((root / name).glob("*.gif")):
-            clips.append(read_gif(f, size))
-            labels.append(k)
+            clip = read_gif(f, size)
+            if len(clip) >= frames:
+                clips.append(clip[:frames])
+                labels.append(k)
     return np.stack(clips), np.array(labels), classes
 
 
-def generated_set(root: Path, size: int, classes: list[str]):
+def generated_set(root: Path, size: int):
     clips, labels = [], []
     for line in (root / "metadata.jsonl").read_text().splitlines():
         row = json.loads(line)
         clips.append(read_gif(root / row["file_name"], size))
-        label = row["label"]
-        labels.append(classes.index(label) if isinstance(label, str) else int(label))
-    return np.stack(clips), np.array(labels)
+        labels.append(row["label"])
+    return np.stack(clips), labels
 
 
 def classifier(k: int) -> nn.Module:
@@ -134,8 +136,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     torch.set_num_threads(2)
-    real, real_y, classes = real_set(a.real, a.size)
-    gen, gen_y = generated_set(a.generated, a.size, classes)
+    gen, asked = generated_set(a.generated, a.size)
+    real, real_y, classes = real_set(a.real, a.size, gen.shape[1])
+    gen_y = np.array([classes.index(x) if isinstance(x, str) else int(x) for x in asked])
     rng = np.random.default_rng(a.seed)
     order = rng.permutation(len(real))
     fit, held = order[: len(real) // 2], order[len(real) // 2 :]
