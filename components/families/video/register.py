@@ -1,8 +1,7 @@
 """The video family's registration: gates (video_fd within a factor of its real floor and
 below both negative controls, frozen-clip rate under a threshold, and on labelled data the
 asked class drawn at least a share as often as the classifier reads it in real clips), the
-champion comparison on
-video_fd, the pyfunc (models from code) and the model card."""
+champion comparison on video_fd, the pyfunc (models from code) and the model card."""
 
 from __future__ import annotations
 
