@@ -23,19 +23,12 @@ import numpy as np
 def main(root: Path) -> None:
     import torch
     from sklearn.linear_model import LogisticRegression
+    from t2i_text_probe import probe_data  # a sibling: this folder is sys.path[0]
 
     from components.config import load_params
-    from components.datakinds.captioned.read import read
-    from components.dataset import load_dataset
     from components.families.text2image.nets import Discriminator
-    from components.layout import Layout
 
-    layout = Layout(root)
-    data = load_dataset(layout)
-    captions = read(data)
-    attrs = captions.attributes(None)
-    if attrs is None:
-        sys.exit(f"{root}: the data has no attributes to probe (the bundled shapes has)")
+    layout, data, captions, attrs = probe_data(root)
     ckpt = sorted(layout.checkpoints.glob("*/checkpoint-*.pt"))
     if not ckpt:
         sys.exit(f"{root}: no training checkpoint under {layout.checkpoints}")

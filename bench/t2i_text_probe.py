@@ -23,13 +23,11 @@ from pathlib import Path
 import numpy as np
 
 
-def main(root: Path, epochs: list[int]) -> None:
-    from sklearn.linear_model import LogisticRegression
-
-    from components.config import load_params
+def probe_data(root: Path):
+    """(layout, dataset, captions, attribute table) of a text2image project folder; exits with
+    one line when its data has no attributes to probe (t2i_d_probe.py uses it too)."""
     from components.datakinds.captioned.read import read
     from components.dataset import load_dataset
-    from components.families.text2image.encoder import encode_sentences, train_encoders
     from components.layout import Layout
 
     layout = Layout(root)
@@ -38,6 +36,16 @@ def main(root: Path, epochs: list[int]) -> None:
     attrs = captions.attributes(None)
     if attrs is None:
         sys.exit(f"{root}: the data has no attributes to probe (the bundled shapes has)")
+    return layout, data, captions, attrs
+
+
+def main(root: Path, epochs: list[int]) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from components.config import load_params
+    from components.families.text2image.encoder import encode_sentences, train_encoders
+
+    layout, data, captions, attrs = probe_data(root)
     rows, tokens, _ = captions.split("train")
     test_rows, test_tokens, _ = captions.split("test")
     cfg = load_params(root / "params-text2image.yaml").train
