@@ -32,8 +32,9 @@ def plain_loop(cfg, clips: np.ndarray, labels: np.ndarray, spec: dict, steps: in
     _, T, C, S, _ = clips.shape
     k = spec["num_classes"]
     G = make_generator(
-        cfg.arch, cfg.renderer, cfg.z_content, cfg.z_motion, k, C, S, T, cfg.g_channels
-    )
+        cfg.arch, cfg.renderer, cfg.z_content, cfg.z_motion, k, C, S, T, cfg.g_channels,
+        cfg.sprite_extent,
+    )  # fmt: skip
     Di = ImageDiscriminator(C, S, cfg.d_channels, k, cfg.minibatch_std)
     Dv = VideoDiscriminator(C, S, T, cfg.d_channels, k, cfg.minibatch_std)
     opt_G = torch.optim.Adam(G.parameters(), cfg.lr_g, betas=(cfg.beta1, cfg.beta2))

@@ -177,6 +177,39 @@ def test_sprite_renderer_keeps_the_object_and_moves_it():
     torch.testing.assert_close(steps, torch.full_like(steps, G.max_speed))
 
 
+def test_sprite_object_stays_inside_its_window_and_the_rest_is_background():
+    """`sprite_extent` 0.5 on 32 px: the mask is 0 beyond a pixel outside the centred 16 px
+    square, so (at rest) every pixel outside it is the background's, whatever G draws."""
+    from components.families.video.nets import SpriteMoCoGenerator, window
+
+    w = window(32, 0.5)[0, 0]
+    assert w.sum() == 16 * 16 + 4 * 16 * 0.5 + 4 * 0.25  # the square, its soft rim
+    assert window(32, 1.0).eq(1).all()
+    torch.manual_seed(0)
+    G = SpriteMoCoGenerator(8, 4, 0, 1, 32, 3, 8, extent=0.5).eval()
+    with torch.no_grad():
+        for layer in (G.start, G.velocity, G.turn):
+            layer.weight.zero_()
+            layer.bias.zero_()  # the object rests at the centre
+        G.image.body[-2].bias[1].fill_(10.0)  # the mask's pre-tanh: 1 wherever it may be
+        z = torch.randn(2, 8)
+        frames = G(z, torch.zeros(2, 3, 4))[:, :, 0]
+        background = G.low_pass(G.image(z)[:, 2:])[:, 0]
+    outside = w == 0
+    for t in range(3):
+        torch.testing.assert_close(frames[:, t][:, outside], background[:, outside])
+    assert not torch.allclose(frames[:, 0][:, w == 1], background[:, w == 1])
+    # the background is a 2x2 map upsampled: no detail a still shape could be drawn with
+    assert G.low_pass(torch.randn(1, 1, 32, 32)).diff(dim=-1).abs().max() < 0.1
+    # grain: a texture per clip (from its content latent), still over the clip's frames
+    with torch.no_grad():
+        G.grain.fill_(0.1)
+        grainy = G(z, torch.zeros(2, 3, 4))[:, :, 0]
+    texture = (grainy - frames)[:, :, outside]
+    assert texture.std() > 0.05 and not torch.allclose(texture[0], texture[1])
+    torch.testing.assert_close(texture[:, 1:], texture[:, :1].expand(-1, 2, -1))
+
+
 def test_family_resumes_bit_identical(registered, tmp_path):
     """8 steps in one go (a checkpoint at step 4) vs resuming that checkpoint for the last 4:
     G, both Ds, G_ema, optimisers and the batch stream restored, bit-identical."""
@@ -279,3 +312,31 @@ def test_video_net_reads_the_class_and_the_motion_of_held_out_clips():
     r2 = 1 - ((m - want) ** 2).mean(0) / want.var(0)
     assert acc >= 0.9, acc
     assert (r2[:2] >= 0.5).all() and r2[2] > 0.2, r2  # velocity (y, x), speed: above a constant
+
+
+def test_probe_ranks_a_generator_that_draws_the_wrong_class_below_one_that_draws_the_asked(
+    tmp_path,
+):
+    """A conditional probe measures class by class: two stand-in Gs that draw the same real
+    clips, one of the asked class and one of the other, tie on the pooled frame distance but
+    not on the per-class one (the swapped G must rank worse)."""
+    from components.families.video.probe import VideoProbe
+
+    clips, labels = _shape_clips(400, 2)
+    spec = {"num_classes": 2, "z_content": 4, "z_motion": 2, "frames": 8}
+    pool = {k: torch.from_numpy(clips[labels == k][:40]).float() / 127.5 - 1 for k in (0, 1)}
+
+    class StandIn(torch.nn.Module):
+        def __init__(self, swap: bool):
+            super().__init__()
+            self.swap = swap
+
+        def forward(self, zc, eps, asked):
+            drawn = (1 - asked) if self.swap else asked
+            return torch.stack([pool[int(k)][i % 40] for i, k in enumerate(drawn)])
+
+    probe = VideoProbe(clips, labels, spec, tmp_path, "shapes", seed=0)
+    right, swapped = probe(StandIn(False)), probe(StandIn(True))
+    pooled = sorted([right["probe_frame_fd"], swapped["probe_frame_fd"]])
+    assert pooled[1] < 1.5 * pooled[0] + 1  # the same frames overall
+    assert swapped["probe_fid"] > 5 * right["probe_fid"], (right, swapped)

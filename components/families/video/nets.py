@@ -94,14 +94,24 @@ def fold(x: torch.Tensor) -> torch.Tensor:
     return torch.where(y > 2.0, 4.0 - y, y) - 1.0
 
 
+def window(size: int, extent: float) -> torch.Tensor:
+    """(1, 1, size, size): 1 inside the centred square of side extent * size, falling to 0
+    over one pixel outside it."""
+    centre = (torch.arange(size, dtype=torch.float32) + 0.5 - size / 2).abs()
+    edge = (centre - extent * size / 2).clamp(0, 1)  # 0 inside, 1 a pixel past the edge
+    line = 1 - edge
+    return (line[:, None] * line[None, :]).view(1, 1, size, size)
+
+
 class SpriteMoCoGenerator(MoCoGenerator):
     """MoCoGAN's split with a layered renderer (`train.renderer: sprite`): the content latent
     (and label) renders once per clip an object layer, its mask, a background and how far the
     object may travel (`reach`, a share of the frame: a large object has less room); the GRU's
     motion codes give a start, a velocity at the first frame and a change of velocity per frame
     (inertia: a track is smooth unless G learns to turn it), integrated into a track reflected
-    at the walls; each frame is the object layer shifted along the track (bilinear resampling)
-    over the background, which is low-pass (sharp detail belongs to what moves). The object
+    at the walls; each frame is the object layer (its mask confined to a centred square of
+    `extent` x the frame) shifted along the track (bilinear resampling) over the background,
+    which is a 2x2 map upsampled (what has a shape must move), plus a still grain. The object
     keeps its identity over the clip and moves smoothly by construction; what it looks like and
     how it moves are learned from the two Ds."""
 
@@ -111,15 +121,29 @@ class SpriteMoCoGenerator(MoCoGenerator):
     # the object (with a mask at 0.5 G drew the digit into the still background and the clips
     # froze within 20 kimg; a video D is slow to undo that)
     mask_init = 1.0
-    bg_pool = 4  # the background is low-pass (pooled by 4, upsampled): sharp detail must move
+    # the background is a bg_cells x bg_cells map upsampled (a colour and its gradients): what
+    # has a shape must move. At 8x8 (pooled by 4 on 32 px) G drew held-out shapes as still blobs
+    # in it and moved an empty layer over them (docs/video.md)
+    bg_cells = 2
 
-    def __init__(self, z_content, z_motion, num_classes, channels, size, frames, width):
+    def __init__(self, z_content, z_motion, num_classes, channels, size, frames, width,
+                 extent: float = 1.0):  # fmt: skip
         super().__init__(z_content, z_motion, num_classes, channels, size, frames, width)
         self.channels = channels
+        # the mask lives in a centred square of `extent` x the frame's side (soft by a pixel):
+        # with the whole frame to draw on, G moved the textured background with the object
+        # (held-out shapes, docs/video.md); an object is what is small and moves
+        self.register_buffer("window", window(size, extent), persistent=False)
         in_dim = z_content + (LABEL_DIM if num_classes else 0)
         self.image = ImageGenerator(in_dim, 2 * channels + 1, size, width)  # object, mask, bg
         with torch.no_grad():  # the mask starts near 1: everything moves with the object layer
             self.image.body[-2].bias[channels].fill_(self.mask_init)
+        # grain: a still pixel-level texture per clip, z_content through a fixed random map,
+        # at a learnt strength per channel (from 0): real footage has sensor noise or dither
+        # the low-pass background cannot draw, and an image D tells frames apart by it alone
+        basis = torch.randn(z_content, size * size, generator=torch.Generator().manual_seed(0))
+        self.register_buffer("grain_basis", basis / math.sqrt(z_content), persistent=False)
+        self.grain = nn.Parameter(torch.zeros(channels))
         self.reach = nn.Linear(in_dim, 1)  # the track spans +-reach half-frames (sigmoid)
         self.start = nn.Linear(z_motion, 2)
         self.velocity = nn.Linear(z_motion, 2)
@@ -135,7 +159,7 @@ class SpriteMoCoGenerator(MoCoGenerator):
 
     def low_pass(self, x: torch.Tensor) -> torch.Tensor:
         S = x.shape[-1]
-        small = nn.functional.avg_pool2d(x, self.bg_pool)
+        small = nn.functional.adaptive_avg_pool2d(x, self.bg_cells)
         return nn.functional.interpolate(small, size=(S, S), mode="bilinear", align_corners=False)
 
     def forward(self, z_content, eps, labels=None):
@@ -144,7 +168,7 @@ class SpriteMoCoGenerator(MoCoGenerator):
         content = z_content if self.embed is None else torch.cat([z_content, self.embed(labels)], 1)
         layers = self.image(content)  # (B, 2C + 1, S, S) in [-1, 1]
         # the mask in [0, 1] before resampling: outside the shifted layer it is 0 (background)
-        obj, mask = layers[:, :C], (layers[:, C : C + 1] + 1) / 2
+        obj, mask = layers[:, :C], self.window * (layers[:, C : C + 1] + 1) / 2
         sprite, background = torch.cat([obj, mask], 1), self.low_pass(layers[:, C + 1 :])
         reach = torch.sigmoid(self.reach(content)).unsqueeze(1)  # (B, 1, 1)
         shift = reach * fold(self.track(h))  # (B, T, 2) as (x, y)
@@ -158,7 +182,9 @@ class SpriteMoCoGenerator(MoCoGenerator):
         )
         mask = moved[:, C:]
         frames = mask * moved[:, :C] + (1 - mask) * background.repeat_interleave(T, 0)
-        return frames.view(-1, T, *frames.shape[1:])
+        frames = frames.view(-1, T, *frames.shape[1:])
+        grain = (z_content @ self.grain_basis).view(-1, 1, 1, S, S)  # (B, 1, 1, S, S), still
+        return (frames + self.grain.view(1, 1, C, 1, 1) * grain).clamp(-1, 1)
 
 
 class Conv3dGenerator(nn.Module):
@@ -210,16 +236,17 @@ GENERATORS = {
 
 
 def make_generator(arch, renderer, z_content, z_motion, num_classes, channels, size, frames,
-                   width) -> nn.Module:  # fmt: skip
+                   width, sprite_extent: float = 1.0) -> nn.Module:  # fmt: skip
     cls = GENERATORS[(arch, renderer)]
-    return cls(z_content, z_motion, num_classes, channels, size, frames, width)
+    args = (z_content, z_motion, num_classes, channels, size, frames, width)
+    return cls(*args, sprite_extent) if cls is SpriteMoCoGenerator else cls(*args)
 
 
 def build_generator(spec: dict) -> nn.Module:
     return make_generator(
         spec["arch"], spec.get("renderer", "frames"), spec["z_content"], spec["z_motion"],
         spec["num_classes"], spec["channels"], spec["image_size"], spec["frames"],
-        spec["g_channels"],
+        spec["g_channels"], spec.get("sprite_extent", 1.0),
     )  # fmt: skip
 
 

@@ -45,6 +45,7 @@ class VideoTrainConfig(TrainConfig):
     # mocogan's renderer: sprite (content -> object layer, mask, background; motion -> a track
     # the object layer moves along) | frames (content + motion -> every frame, as MoCoGAN)
     renderer: Literal["sprite", "frames"]
+    sprite_extent: Annotated[float, Field(gt=0, le=1)]  # side of the sprite's mask / the frame's
     conditional: bool  # one class per clip (label embedding in G, projection in both Ds)
     image_frames: PosInt  # frames per clip the image D sees each step
     ema_half_life_kimg: Annotated[float, Field(ge=0)]

@@ -1,8 +1,9 @@
 """The in-training probe: the Fréchet distance of G_ema's frames to real train frames in a
 small frame feature net (the noise family's classifier, or its autoencoder for unlabelled
 clips; cached per dataset) times (1 + the share of frozen clips), plus the speed ratio to real
-(logged only). It picks the best G_ema; train frames only, so selection never sees the test
-split."""
+(logged only). For a conditional G the distance is taken class by class (frames asked for a
+class against real frames of it) and averaged, the intra-FID of Miyato & Koyama 2018. It picks
+the best G_ema; train frames only, so selection never sees the test split."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from components.families.video.nets import clip_latents, sample_clips
 
 PROBE_EPOCHS = 2
 PROBE_CLIPS = 64
+REF_FRAMES = 4000  # real train frames the distance is measured against
 FRAMES_PER_CLIP = 4  # frames per real clip the probe net learns from
 
 
@@ -44,7 +46,8 @@ class VideoProbe:
         learn_x, learn_y = capped_rows(FEATURE_NET_IMAGES, seed, frames, flabels)
         key = f"video-probe-{data_hash[:16]}-e{PROBE_EPOCHS}-s{seed}.safetensors"
         self.net = feature_net(learn_x, learn_y, k, PROBE_EPOCHS, seed, cache / key)
-        self.ref, _ = predict(self.net, learn_x[:2000])
+        self.ref, _ = predict(self.net, learn_x[:REF_FRAMES])
+        self.ref_labels = None if learn_y is None else np.asarray(learn_y[:REF_FRAMES])
         self.ref_speed = float(temporal.summary(np.asarray(clips[:PROBE_CLIPS]))["speed"].mean())
         self.seeds = probe_latent_seeds(PROBE_CLIPS)
         self.labels = np.arange(PROBE_CLIPS) % k if k else None
@@ -59,11 +62,21 @@ class VideoProbe:
         feats, _ = predict(self.net, clips.reshape(-1, *clips.shape[2:]))
         stats = temporal.summary(clips)
         frame_fd = frechet(self.ref, feats)
-        return {
+        out = {"probe_frame_fd": frame_fd}
+        if self.labels is not None:
+            # class by class: on held-out shapes the pooled distance picked a G_ema of 15 kimg
+            # that drew the asked class 0.40 of the time (probe net) over the last one, 0.60
+            # (an independent judge: 0.58 vs 0.73); the per-class distance ranks them 28.2 / 4.1
+            asked = np.repeat(self.labels, clips.shape[1])
+            present = [k for k in np.unique(self.labels) if (self.ref_labels == k).sum() > 1]
+            per_class = [
+                frechet(self.ref[self.ref_labels == k], feats[asked == k]) for k in present
+            ]
+            out["probe_intra_fd"] = frame_fd = float(np.mean(per_class))
+        return out | {
             # what picks the best G_ema: the frame distance, raised by the share of still
             # clips, so a generator that stopped moving never wins on sharp frames alone
             "probe_fid": frame_fd * (1.0 + float(stats["frozen"].mean())),
-            "probe_frame_fd": frame_fd,
             "probe_frozen_rate": float(stats["frozen"].mean()),
             "probe_speed_ratio": float(stats["speed"].mean() / max(self.ref_speed, 1e-9)),
         }

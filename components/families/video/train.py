@@ -22,6 +22,7 @@ def build(cfg, layout, data, device, me) -> Built:
         "z_content": cfg.z_content,
         "z_motion": cfg.z_motion,
         "renderer": cfg.renderer,
+        "sprite_extent": cfg.sprite_extent,
         "num_classes": data.num_classes if conditional else 0,
         "class_names": list(data.manifest["class_names"]) if conditional else [],
         "channels": int(C),

@@ -63,8 +63,9 @@ class VideoTrainer(EmaGanTrainer):
         _, T, C, S, _ = clips.shape
         k = spec["num_classes"]
         self.G = make_generator(
-            cfg.arch, cfg.renderer, cfg.z_content, cfg.z_motion, k, C, S, T, cfg.g_channels
-        ).to(device)
+            cfg.arch, cfg.renderer, cfg.z_content, cfg.z_motion, k, C, S, T, cfg.g_channels,
+            cfg.sprite_extent,
+        ).to(device)  # fmt: skip
         self.D_image = ImageDiscriminator(C, S, cfg.d_channels, k, cfg.minibatch_std).to(device)
         self.D_video = VideoDiscriminator(C, S, T, cfg.d_channels, k, cfg.minibatch_std).to(device)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
