@@ -5,8 +5,10 @@ a shuffling DataLoader of float images, the frozen sentence encoder run on every
 mismatched captions made by rolling the batch, hinge losses and the matching-aware gradient
 penalty, Adam, losses read back every step (`.item()`).
 
-Both sides: the params' G, D and the scratch sentence encoder (randomly initialised and frozen:
-the contrastive pretraining before the GAN is not timed), on the bundled `shapes` captions
+Both sides: the params' G, D and the scratch sentence encoder and its image encoder (randomly
+initialised and frozen: the contrastive pretraining before the GAN is not timed; the image
+encoder serves `train.match_weight` and `train.d_encoder_features`, the penalty is lazy as
+`train.ma_gp_every` says), on the bundled `shapes` captions
 ingested into a temp folder, at the params' image size and batch. The ganops side keeps the
 images (uint8) and the train captions' sentence vectors resident, draws batches by index from
 its seeded stream, updates G_ema every step and reads the stats back once per `log_every`;
@@ -31,12 +33,13 @@ import torch
 import torch.nn.functional as F
 
 
-def plain(cfg, text, images: np.ndarray, rows: np.ndarray, tokens: np.ndarray, steps: int,
-          warmup: int) -> float:  # fmt: skip
+def plain(cfg, text, image, images: np.ndarray, rows: np.ndarray, tokens: np.ndarray,
+          steps: int, warmup: int) -> float:  # fmt: skip
     """The eager loop: images per second over `steps` after `warmup`."""
     from components.families.text2image.nets import (
         Discriminator,
         Generator,
+        contrastive_loss,
         matching_aware_gp,
         semantic_loss,
     )
@@ -46,9 +49,11 @@ def plain(cfg, text, images: np.ndarray, rows: np.ndarray, tokens: np.ndarray, s
     dim = text.sentence_dim
     G = Generator(cfg.z_dim, dim, C, S, cfg.g_channels)
     w = cfg.semantic_weight  # the semantic head, as the trainer runs it when > 0
-    D = Discriminator(dim, C, S, cfg.d_channels, cfg.d_condition, read_sentence=w > 0)
+    aid = image if cfg.d_encoder_features else None  # the frozen encoder's features in D
+    D = Discriminator(dim, C, S, cfg.d_channels, cfg.d_condition, w > 0, aid)
     opt_G = torch.optim.Adam(G.parameters(), cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
-    opt_D = torch.optim.Adam(D.parameters(), cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
+    trained = [p for p in D.parameters() if p.requires_grad]
+    opt_D = torch.optim.Adam(trained, cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
     data = torch.utils.data.TensorDataset(  # one pair per caption, as the reference lists them
         torch.from_numpy(images[rows].astype(np.float32) / 127.5 - 1.0),
         torch.from_numpy(tokens.astype(np.int64)),
@@ -74,7 +79,9 @@ def plain(cfg, text, images: np.ndarray, rows: np.ndarray, tokens: np.ndarray, s
             )
             if read is not None:
                 d_loss = d_loss + w * semantic_loss(read, s)
-            d_loss = d_loss + cfg.ma_gp_weight * matching_aware_gp(D, real, s, cfg.ma_gp_power)
+            if done % cfg.ma_gp_every == 0:  # lazy when train.ma_gp_every > 1
+                gp = matching_aware_gp(D, real, s, cfg.ma_gp_power)
+                d_loss = d_loss + cfg.ma_gp_weight * cfg.ma_gp_every * gp
             opt_D.zero_grad()
             d_loss.backward()
             opt_D.step()
@@ -83,6 +90,10 @@ def plain(cfg, text, images: np.ndarray, rows: np.ndarray, tokens: np.ndarray, s
                 g_loss = -d_gen.mean() + w * semantic_loss(read, s)
             else:
                 g_loss = -D(fake, s).mean()
+            if cfg.match_weight > 0:  # the frozen image encoder's matching loss
+                g_loss = g_loss + cfg.match_weight * contrastive_loss(
+                    image(fake), s, cfg.text.temperature
+                )
             opt_G.zero_grad()
             g_loss.backward()
             opt_G.step()
@@ -93,15 +104,17 @@ def plain(cfg, text, images: np.ndarray, rows: np.ndarray, tokens: np.ndarray, s
     return steps * cfg.batch_size / (time.perf_counter() - start)
 
 
-def ganops(cfg, text, images: np.ndarray, rows: np.ndarray, tokens: np.ndarray, steps: int,
-           warmup: int) -> float:  # fmt: skip
+def ganops(cfg, text, image, images: np.ndarray, rows: np.ndarray, tokens: np.ndarray,
+           steps: int, warmup: int) -> float:  # fmt: skip
     """Text2ImageTrainer.step as the schedule calls it: images per second."""
     from components.families.text2image.encoder import encode_sentences
     from components.families.text2image.trainer import Text2ImageTrainer
 
     sentences = encode_sentences(text, tokens)  # once, as train's build does
     panel = sentences[:8]
-    trainer = Text2ImageTrainer(cfg, images, rows, sentences, panel, text, torch.device("cpu"))
+    trainer = Text2ImageTrainer(
+        cfg, images, rows, sentences, panel, text, torch.device("cpu"), image_encoder=image
+    )
     stats = torch.zeros(len(trainer.stat_names))
     for i in range(warmup):
         stats += trainer.step(i)
@@ -133,7 +146,7 @@ def shapes(params) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
 
 def main() -> None:
     from components.config import load_params
-    from components.families.text2image.nets import TextEncoder
+    from components.families.text2image.nets import ImageEncoder, TextEncoder
     from components.train.loop import use_channels_last
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -150,19 +163,23 @@ def main() -> None:
     torch.manual_seed(0)
     t = cfg.text
     text = TextEncoder(vocab_size, t.embed_dim, t.sentence_dim).eval().requires_grad_(False)
+    C, S = images.shape[1], images.shape[2]  # the contrastive step's image side, frozen too
+    image = ImageEncoder(C, S, t.sentence_dim).eval().requires_grad_(False)
     common = {"batch": cfg.batch_size, "image": list(images.shape[1:]), "threads": a.threads,
               "g_channels": cfg.g_channels, "d_channels": cfg.d_channels,
-              "d_condition": cfg.d_condition, "steps": a.steps}  # fmt: skip
-    modes = {"plain eager loop": lambda: plain(cfg, text, images, rows, tokens, a.steps,
-                                               a.warmup)}  # fmt: skip
+              "d_condition": cfg.d_condition, "steps": a.steps,
+              "match_weight": cfg.match_weight, "d_encoder_features": cfg.d_encoder_features,
+              "ma_gp_every": cfg.ma_gp_every}  # fmt: skip
+    modes = {"plain eager loop": lambda: plain(cfg, text, image, images, rows, tokens,
+                                               a.steps, a.warmup)}  # fmt: skip
     layout = "NHWC" if use_channels_last(cfg, torch.device("cpu")) else "NCHW"
     modes[f"ganops trainer ({layout}, train.channels_last {cfg.channels_last})"] = lambda: ganops(
-        cfg, text, images, rows, tokens, a.steps, a.warmup
+        cfg, text, image, images, rows, tokens, a.steps, a.warmup
     )
     if layout == "NHWC":  # the same step in the plain loop's memory format
         nchw = cfg.model_copy(update={"channels_last": False})
         modes["ganops trainer (NCHW, train.channels_last false)"] = lambda: ganops(
-            nchw, text, images, rows, tokens, a.steps, a.warmup
+            nchw, text, image, images, rows, tokens, a.steps, a.warmup
         )
     rates = {mode: [] for mode in modes}
     for _ in range(a.rounds):  # the modes take turns: a shared machine's drift hits them alike

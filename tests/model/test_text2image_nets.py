@@ -90,3 +90,21 @@ def test_semantic_loss_is_one_minus_cosine():
     s = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0]])
     read = torch.tensor([[2.0, 0.0], [0.0, -1.0], [0.0, 5.0]])  # same, opposite, orthogonal
     torch.testing.assert_close(nets.semantic_loss(read, s), torch.tensor((0.0 + 2.0 + 1.0) / 3))
+
+
+def test_encoder_features_branch_is_a_frozen_copy_that_the_logit_reads():
+    torch.manual_seed(0)
+    enc = nets.ImageEncoder(3, 32, 16)
+    D = nets.Discriminator(16, 3, 32, 8, "fusion", read_sentence=True, encoder=enc)
+    x, s = torch.randn(3, 3, 32, 32), torch.randn(3, 16)
+    before = D(x, s)
+    assert not any(p.requires_grad for p in D.aid.parameters())
+    with torch.no_grad():
+        enc.body[0].weight.add_(1.0)  # the caller's encoder: D holds its own copy
+    torch.testing.assert_close(D(x, s), before)
+    with torch.no_grad():
+        D.aid[0].weight.mul_(-1.0)  # D's copy: the logit reads its features
+    assert not torch.allclose(D(x, s), before)
+    x.requires_grad_(True)
+    D(x, s).sum().backward()  # G's gradient passes through the frozen features
+    assert x.grad.abs().sum() > 0 and all(p.grad is None for p in D.aid.parameters())

@@ -137,7 +137,10 @@ def test_mismatched_captions_are_other_images_and_hard_with_candidates(k):
     nearest other-image caption every time (k = 1 draws them all)."""
     from components.families.text2image.trainer import Text2ImageTrainer
 
-    cfg = t2i_params("train.batch_size=16", f"train.mismatch_candidates={k}").train
+    cfg = t2i_params(
+        "train.batch_size=16", f"train.mismatch_candidates={k}", "train.match_weight=0",
+        "train.d_encoder_features=false",
+    ).train  # fmt: skip
     # captions 0-5 on images 0, 0, 1, 1, 2, 2; caption i's sentence points at angle 20 * i deg
     angles = torch.deg2rad(torch.arange(6.0) * 20)
     sentences = torch.stack([angles.cos(), angles.sin()], 1).repeat(1, 8)  # (6, 16)
@@ -156,3 +159,47 @@ def test_mismatched_captions_are_other_images_and_hard_with_candidates(k):
             assert torch.equal(other, nearest[caps])
         picked |= set(other.tolist())
     assert picked == (set(range(6)) if k == 1 else {1, 2, 3, 4})
+
+
+def test_match_loss_and_encoder_features_train_g_and_d_but_never_the_encoder():
+    """With train.match_weight and train.d_encoder_features, G's step carries the frozen
+    encoder's matching loss (G moves otherwise than without it), D reads the encoder's features,
+    and neither the encoder nor D's copy of it changes; without the encoder it is one error."""
+    from components.families.text2image.nets import ImageEncoder
+    from components.families.text2image.trainer import Text2ImageTrainer
+
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (6, 3, 32, 32), generator=gen, dtype=torch.uint8).numpy()
+    rows = np.array([0, 0, 1, 2, 3, 4, 5])
+    sentences = torch.randn(7, 64, generator=gen)
+
+    def trained(match: float, steps: int = 2):
+        cfg = t2i_params(
+            "train.batch_size=8", f"train.match_weight={match}", "train.d_encoder_features=true"
+        ).train
+        torch.manual_seed(1)
+        enc = ImageEncoder(3, 32, 64).eval().requires_grad_(False)
+        frozen = {k: v.clone() for k, v in enc.state_dict().items()}
+        t = Text2ImageTrainer(
+            cfg, images, rows, sentences, sentences[:2], torch.nn.Identity(),
+            torch.device("cpu"), image_encoder=enc,
+        )  # fmt: skip
+        aid = {k: v.clone() for k, v in t.D.aid.state_dict().items()}
+        stats = [t.step(i) for i in range(steps)]
+        for k, v in enc.state_dict().items():
+            torch.testing.assert_close(v, frozen[k], rtol=0, atol=0)
+        for k, v in t.D.aid.state_dict().items():
+            torch.testing.assert_close(v, aid[k], rtol=0, atol=0)
+        return t, torch.stack(stats)
+
+    with_match, stats = trained(1.0)
+    match = stats[:, with_match.stat_names.index("match")]
+    assert torch.isfinite(match).all() and (match > 0).all()
+    without, stats0 = trained(0.0)
+    assert (stats0[:, without.stat_names.index("match")] == 0).all()
+    assert not torch.equal(with_match.G.fc.weight, without.G.fc.weight)
+    cfg = t2i_params("train.match_weight=1", "train.d_encoder_features=false").train
+    with pytest.raises(ValueError, match="image encoder"):
+        Text2ImageTrainer(
+            cfg, images, rows, sentences, sentences[:2], torch.nn.Identity(), torch.device("cpu")
+        )

@@ -19,6 +19,7 @@ describes itself.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -59,7 +60,8 @@ class ImageEncoder(nn.Module):
         for i in range(int(math.log2(image_size // 4))):  # down to 4x4
             layers += [nn.Conv2d(c, width * 2**i, 4, 2, 1), nn.LeakyReLU(0.2)]
             c = width * 2**i
-        self.body = nn.Sequential(*layers)
+        self.body = nn.Sequential(*layers)  # (B, c, 4, 4), after a LeakyReLU
+        self.body_channels = c
         self.head = nn.Linear(c * 16, out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -157,6 +159,7 @@ class Discriminator(nn.Module):
         ndf: int,
         condition: str,
         read_sentence: bool = False,
+        encoder: ImageEncoder | None = None,
     ):
         super().__init__()
         w = list(reversed(widths(ndf, image_size)))  # image size -> 4x4
@@ -165,6 +168,12 @@ class Discriminator(nn.Module):
             layers += [nn.LeakyReLU(0.2), nn.Conv2d(c, cout, 4, 2, 1)]
             c = cout
         self.body = nn.Sequential(*layers, nn.LeakyReLU(0.2))  # (B, c, 4, 4)
+        # train.d_encoder_features: the frozen contrastive image encoder's 4x4 features beside
+        # D's own (a vision-aided D, Kumari et al. 2022, with the encoder trained here)
+        self.aid = None
+        if encoder is not None:
+            self.aid = copy.deepcopy(encoder.body).eval().requires_grad_(False)
+            c += encoder.body_channels
         self.condition = condition
         # the semantic head: the sentence read back from the image alone (train.semantic_weight)
         self.reader = nn.Linear(c * 16, sentence_dim) if read_sentence else None
@@ -182,6 +191,8 @@ class Discriminator(nn.Module):
         """(image, sentence) -> one logit per pair, (B,); with `read`, also the sentence vector
         the semantic head reads from the image alone, (B, sentence_dim)."""
         h = self.body(x)  # (B, c, 4, 4)
+        if self.aid is not None:
+            h = torch.cat([h, self.aid(x)], dim=1)  # (B, c + encoder channels, 4, 4)
         if self.condition == "fusion":
             tiled = s[:, :, None, None].expand(-1, -1, 4, 4)  # (B, sentence_dim, 4, 4)
             logit = self.joint(torch.cat([h, tiled], dim=1)).view(-1)

@@ -91,6 +91,9 @@ class Text2ImageTrainConfig(TrainConfig):
     d_condition: Literal["fusion", "projection"]  # D joins image and sentence (DF-GAN) or projects
     ma_gp_weight: Annotated[float, Field(ge=0)]  # matching-aware zero-centred GP (DF-GAN: 2)
     ma_gp_power: PosFloat  # DF-GAN: 6
+    # the penalty on every k-th D step only, weighted k times (StyleGAN2's lazy regularisation):
+    # the double backward is ~40 % of a step at 32 px on a CPU. 1 = every step (DF-GAN)
+    ma_gp_every: PosInt = 1
     mismatch_weight: Annotated[float, Field(ge=0)]  # weight of D's mismatched-caption loss
     # other images' captions drawn per mismatched pair; D sees the one whose sentence is
     # closest to the true one (a hard negative). 1 = one random other caption (DF-GAN)
@@ -99,6 +102,14 @@ class Text2ImageTrainConfig(TrainConfig):
     # G is asked to draw images whose sentence D reads back (AC-GAN's auxiliary loss with the
     # sentence as target). 0 = off (DF-GAN)
     semantic_weight: Annotated[float, Field(ge=0)] = 0.0
+    # weight of the match loss: G's images, read by the frozen image encoder of the sentence
+    # encoder's contrastive step, must pick their own caption among the batch's (CLIP's loss;
+    # AttnGAN's DAMSM loss with the sentence vector). 0 = off
+    match_weight: Annotated[float, Field(ge=0)] = 0.0
+    # D also reads the frozen image encoder of the contrastive step (its 4x4 features beside
+    # D's own, before the condition): a vision-aided D (Kumari et al. 2022) with no outside
+    # weights. false = D's own features only (DF-GAN)
+    d_encoder_features: bool = False
     ema_half_life_kimg: Annotated[float, Field(ge=0)]
     text: TextEncoderConfig
 

@@ -28,20 +28,29 @@ def build(cfg, layout, data, device, me) -> Built:
     pick = np.linspace(0, len(test_tokens) - 1, PANEL_CAPTIONS).round().astype(int)
     folders = {}
     if cfg.text.pretrained:  # a frozen local HF model; only a projection is trained
-        text, sentences, panel, history, text_model = _pretrained(
+        text, image, sentences, panel, history, text_model = _pretrained(
             cfg, layout, data, rows, texts, [test_texts[i] for i in pick]
         )
         folders[text_model["folder"]] = text_model.pop("writer")
     else:
         folder = encoder_folder(cfg.text, layout, data_hash, cfg.seed, "text-encoder")
-        text, _, history = train_encoders(
+        text, image, history = train_encoders(
             np.asarray(data.images), rows, tokens, len(vocab["tokens"]), cfg.text, cfg.seed, folder
         )
         sentences = encode_sentences(text, tokens)  # (M, dim)
         panel = encode_sentences(text, test_tokens[pick])
         text_model = None
     trainer = Text2ImageTrainer(
-        cfg, np.asarray(data.images), rows, sentences, panel, text, device, me.rank, me.world
+        cfg,
+        np.asarray(data.images),
+        rows,
+        sentences,
+        panel,
+        text,
+        device,
+        me.rank,
+        me.world,
+        image_encoder=image,
     )
     train_rows = np.unique(rows)
     spec = {
@@ -77,8 +86,8 @@ def _pretrained(cfg, layout, data, rows, texts, panel_texts):
     """The pretrained text model's run: its tokenizer encodes the captions, its frozen pooled
     states are computed once, and a linear projection to sentence_dim is trained by the
     contrastive step (its own checkpoint folder, keyed by the model folder's fingerprint):
-    (projection, train sentences, panel sentences, losses, spec["text_model"] + a writer of
-    the model's copy for models/)."""
+    (projection, its image encoder, train sentences, panel sentences, losses,
+    spec["text_model"] + a writer of the model's copy for models/)."""
     import torch
 
     from components.datakinds.captioned.read import read
@@ -99,7 +108,7 @@ def _pretrained(cfg, layout, data, rows, texts, panel_texts):
     digest = pretrained.fingerprint(cfg.text.encoder)
     key = f"{data.manifest['content_hash']}-{digest}"
     folder = encoder_folder(cfg.text, layout, key, cfg.seed, "text-projection")
-    proj, _, history = train_encoders(
+    proj, image, history = train_encoders(
         np.asarray(data.images), rows, feats, 0, cfg.text, cfg.seed, folder,
         label="text projection",
         make_text=lambda: torch.nn.Linear(hidden, cfg.text.sentence_dim),
@@ -115,4 +124,4 @@ def _pretrained(cfg, layout, data, rows, texts, panel_texts):
         "fingerprint": digest,
         "writer": lambda dest: pretrained.save(tokenizer, model, dest),
     }
-    return proj, sentences, panel, history, info
+    return proj, image, sentences, panel, history, info

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from components.families.text2image.nets import (
     Discriminator,
     Generator,
+    contrastive_loss,
     matching_aware_gp,
     semantic_loss,
 )
@@ -47,7 +48,10 @@ PANEL_SEEDS = 8  # columns: fixed z per caption
 class Text2ImageTrainer(EmaGanTrainer):
     """G, D and G_ema with their optimisers, the frozen sentence vectors of the train captions."""
 
-    stat_names = ("d_loss", "g_loss", "D_x", "D_G_z", "D_mismatch", "ma_gp", "sem_real", "sem_fake")
+    stat_names = (
+        "d_loss", "g_loss", "D_x", "D_G_z", "D_mismatch", "ma_gp", "sem_real", "sem_fake",
+        "match",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -60,6 +64,7 @@ class Text2ImageTrainer(EmaGanTrainer):
         device: torch.device,
         rank: int = 0,
         world: int = 1,
+        image_encoder: torch.nn.Module | None = None,
     ):
         self.cfg, self.device, self.rank, self.world = cfg, device, rank, world
         seed_everything(cfg.seed)  # the same initial weights on every rank
@@ -68,16 +73,25 @@ class Text2ImageTrainer(EmaGanTrainer):
         self.memory_format = (
             torch.channels_last if use_channels_last(cfg, device) else torch.contiguous_format
         )
+        needs_encoder = cfg.match_weight > 0 or cfg.d_encoder_features
+        if needs_encoder and image_encoder is None:
+            raise ValueError("train.match_weight / d_encoder_features need the image encoder")
         G = Generator(cfg.z_dim, dim, channels, size, cfg.g_channels)
         read = cfg.semantic_weight > 0
-        D = Discriminator(dim, channels, size, cfg.d_channels, cfg.d_condition, read)
+        aid = image_encoder if cfg.d_encoder_features else None
+        D = Discriminator(dim, channels, size, cfg.d_channels, cfg.d_condition, read, aid)
         self.G = G.to(device, memory_format=self.memory_format)
         self.D = D.to(device, memory_format=self.memory_format)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.text_encoder = text_encoder.to(device)  # frozen; kept for models/ and resume
+        # frozen too: the contrastive step's image side, which reads G's images for the match loss
+        self.image_encoder = None
+        if cfg.match_weight > 0:
+            self.image_encoder = image_encoder.to(device).eval().requires_grad_(False)
         # DF-GAN's Adam: betas (0.0, 0.9); ours come from train.beta1/beta2
         self.opt_G = adam(self.G.parameters(), cfg.lr_g, cfg, device)
-        self.opt_D = adam(self.D.parameters(), cfg.lr_d, cfg, device)
+        trained = [p for p in self.D.parameters() if p.requires_grad]  # not the encoder's
+        self.opt_D = adam(trained, cfg.lr_d, cfg, device)
         self.scaler = grad_scaler(cfg, device)
         self.batch_gen = torch.Generator(device).manual_seed(cfg.seed + BATCH_STREAM_OFFSET)
         self.G_run = wrap_for_run(self.G, cfg, device, world)
@@ -146,8 +160,9 @@ class Text2ImageTrainer(EmaGanTrainer):
             return logit.float(), semantic_loss(read, s)
         return self.D_run(img, s).float(), torch.zeros((), device=self.device)
 
-    def d_step(self, real_img, s, s_mis, gen_img):
-        """D: hinge on matched reals (-> +1), fakes and mismatched reals (-> -1), and MA-GP."""
+    def d_step(self, real_img, s, s_mis, gen_img, step: int = 0):
+        """D: hinge on matched reals (-> +1), fakes and mismatched reals (-> -1), and MA-GP
+        (every train.ma_gp_every-th step, weighted as many times)."""
         cfg = self.cfg
         with self.autocast:
             d_real, sem = self.judge(real_img, s)  # D also learns to read a real image's caption
@@ -158,39 +173,50 @@ class Text2ImageTrainer(EmaGanTrainer):
             )
             d_loss = d_loss + cfg.semantic_weight * sem
         ma_gp = torch.zeros((), device=self.device)
-        if cfg.ma_gp_weight > 0:  # fp32: double backward is not autocast's business
+        if cfg.ma_gp_weight > 0 and step % cfg.ma_gp_every == 0:  # fp32: double backward
             ma_gp = matching_aware_gp(self.D, real_img, s, cfg.ma_gp_power)
-            d_loss = d_loss + cfg.ma_gp_weight * ma_gp
+            d_loss = d_loss + cfg.ma_gp_weight * cfg.ma_gp_every * ma_gp
         self.opt_D.zero_grad(set_to_none=True)
         self.scaler.scale(d_loss).backward()
         self.scaler.step(self.opt_D)
         return d_loss, d_real, d_fake, d_mis, ma_gp, sem
 
     def g_step(self, gen_img, s):
-        """G: fool the updated D on matched sentences (D frozen) and, with
-        train.semantic_weight, draw images whose caption D reads back."""
+        """G: fool the updated D on matched sentences (D frozen); with train.semantic_weight,
+        draw images whose caption D reads back; with train.match_weight, images the frozen
+        image encoder matches to their own caption among the batch's."""
+        cfg = self.cfg
         self.D.requires_grad_(False)
         no_sync = self.D_run.no_sync() if self.world > 1 else contextlib.nullcontext()
+        match = torch.zeros((), device=self.device)
         with no_sync, self.autocast:
             d_gen, sem = self.judge(gen_img, s)
-            g_loss = -d_gen.mean() + self.cfg.semantic_weight * sem
+            g_loss = -d_gen.mean() + cfg.semantic_weight * sem
+            if self.image_encoder is not None:
+                read = self.image_encoder(gen_img).float()
+                match = contrastive_loss(read, s, cfg.text.temperature)
+                g_loss = g_loss + cfg.match_weight * match
         self.opt_G.zero_grad(set_to_none=True)
         self.scaler.scale(g_loss).backward()
         self.D.requires_grad_(True)
+        if self.D.aid is not None:
+            self.D.aid.requires_grad_(False)  # the encoder stays frozen
         self.scaler.step(self.opt_G)
         self.scaler.update()
-        return g_loss, sem
+        return g_loss, sem, match
 
     def step(self, step: int) -> torch.Tensor:
         real_img, s, s_mis, z = self.next_batch()
         with self.autocast:
             gen_img = self.G_run(z, s)  # (B, C, S, S)
-        d_loss, d_real, d_fake, d_mis, ma_gp, sem_real = self.d_step(real_img, s, s_mis, gen_img)
-        g_loss, sem_fake = self.g_step(gen_img, s)
+        d_loss, d_real, d_fake, d_mis, ma_gp, sem_real = self.d_step(
+            real_img, s, s_mis, gen_img, step
+        )
+        g_loss, sem_fake, match = self.g_step(gen_img, s)
         update_ema(self.G_ema, self.G, self.ema_beta)
         with torch.no_grad():
             stats = [d_loss, g_loss, d_real.mean(), d_fake.mean(), d_mis.mean(), ma_gp]
-            stats += [sem_real, sem_fake]
+            stats += [sem_real, sem_fake, match]
             return torch.stack([torch.as_tensor(v, device=self.device).float() for v in stats])
 
 
