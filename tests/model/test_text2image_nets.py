@@ -108,3 +108,16 @@ def test_encoder_features_branch_is_a_frozen_copy_that_the_logit_reads():
     x.requires_grad_(True)
     D(x, s).sum().backward()  # G's gradient passes through the frozen features
     assert x.grad.abs().sum() > 0 and all(p.grad is None for p in D.aid.parameters())
+
+
+@pytest.mark.parametrize("condition", ["fusion", "projection"])
+def test_mismatched_logits_in_the_same_pass_equal_a_separate_pass(condition):
+    torch.manual_seed(0)
+    D = nets.Discriminator(16, 3, 32, 8, condition, read_sentence=True).eval()
+    x, s, other = torch.randn(3, 3, 32, 32), torch.randn(3, 16), torch.randn(3, 16)
+    logit, read, mis = D(x, s, read=True, mismatched=other)
+    torch.testing.assert_close(logit, D(x, s))
+    torch.testing.assert_close(read, D(x, s, read=True)[1])
+    torch.testing.assert_close(mis, D(x, other))
+    logit2, mis2 = D(x, s, mismatched=other)
+    torch.testing.assert_close(mis2, mis)

@@ -203,3 +203,27 @@ def test_match_loss_and_encoder_features_train_g_and_d_but_never_the_encoder():
         Text2ImageTrainer(
             cfg, images, rows, sentences, sentences[:2], torch.nn.Identity(), torch.device("cpu")
         )
+
+
+@pytest.mark.parametrize("keep", ["last", "probe"])
+def test_keep_g_ema_picks_what_models_registers(keep):
+    """train.keep_g_ema last registers the last G_ema and keeps the probe's best beside it;
+    probe registers the probe's best and keeps the last beside it."""
+    from components.families.text2image.trainer import Text2ImageTrainer
+
+    cfg = t2i_params(
+        f"train.keep_g_ema={keep}", "train.match_weight=0", "train.d_encoder_features=false"
+    ).train
+    sentences = torch.randn(4, 64)
+    images = np.zeros((2, 3, 32, 32), np.uint8)
+    trainer = Text2ImageTrainer(
+        cfg, images, np.array([0, 0, 1, 1]), sentences, sentences[:2], torch.nn.Identity(),
+        torch.device("cpu"),
+    )  # fmt: skip
+    best = {k: torch.zeros_like(v) for k, v in trainer.G_ema.state_dict().items()}
+    files = trainer.model_files(best)
+    last = trainer.G_ema.state_dict()
+    kept, beside = (last, best) if keep == "last" else (best, last)
+    other = "G_ema_best" if keep == "last" else "G_ema_last"
+    for k in last:
+        assert torch.equal(files["G_ema"][k], kept[k]) and torch.equal(files[other][k], beside[k])

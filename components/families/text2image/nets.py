@@ -187,19 +187,27 @@ class Discriminator(nn.Module):
             self.linear = nn.Linear(c, 1)
             self.embed = nn.Linear(sentence_dim, c)
 
-    def forward(self, x: torch.Tensor, s: torch.Tensor, read: bool = False):
-        """(image, sentence) -> one logit per pair, (B,); with `read`, also the sentence vector
-        the semantic head reads from the image alone, (B, sentence_dim)."""
+    def forward(self, x: torch.Tensor, s: torch.Tensor, read: bool = False, mismatched=None):
+        """(image, sentence) -> one logit per pair, (B,). With `read`, also the sentence vector
+        the semantic head reads from the image alone, (B, sentence_dim); with `mismatched`
+        sentences, also the logits of (image, mismatched), from the same image features (D's
+        step judges each real image with its caption and with another's: one pass, not two).
+        Extras follow the logit in that order."""
         h = self.body(x)  # (B, c, 4, 4)
         if self.aid is not None:
             h = torch.cat([h, self.aid(x)], dim=1)  # (B, c + encoder channels, 4, 4)
+        logit = self._logit(h, s)
+        if not read and mismatched is None:
+            return logit
+        out = (logit, self.reader(h.flatten(1))) if read else (logit,)
+        return out + (self._logit(h, mismatched),) if mismatched is not None else out
+
+    def _logit(self, h: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         if self.condition == "fusion":
             tiled = s[:, :, None, None].expand(-1, -1, 4, 4)  # (B, sentence_dim, 4, 4)
-            logit = self.joint(torch.cat([h, tiled], dim=1)).view(-1)
-        else:
-            pooled = h.sum(dim=(2, 3))  # (B, c)
-            logit = self.linear(pooled).view(-1) + (self.embed(s) * pooled).sum(1)
-        return (logit, self.reader(h.flatten(1))) if read else logit
+            return self.joint(torch.cat([h, tiled], dim=1)).view(-1)
+        pooled = h.sum(dim=(2, 3))  # (B, c)
+        return self.linear(pooled).view(-1) + (self.embed(s) * pooled).sum(1)
 
 
 def semantic_loss(read: torch.Tensor, s: torch.Tensor) -> torch.Tensor:

@@ -111,6 +111,10 @@ class Text2ImageTrainConfig(TrainConfig):
     # weights. false = D's own features only (DF-GAN)
     d_encoder_features: bool = False
     ema_half_life_kimg: Annotated[float, Field(ge=0)]
+    # which G_ema models/ registers: the last, or the one with the lowest probe FID (the probe's
+    # FID is unconditional: it cannot see whether G draws what its caption says). The other
+    # one is kept beside it (G_ema_best / G_ema_last)
+    keep_g_ema: Literal["last", "probe"] = "probe"
     text: TextEncoderConfig
 
 

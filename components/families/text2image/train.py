@@ -65,6 +65,7 @@ def build(cfg, layout, data, device, me) -> Built:
         "image_size": int(data.images.shape[2]),
         "g_channels": cfg.g_channels,
         "d_condition": cfg.d_condition,
+        "g_ema_kept": cfg.keep_g_ema,  # last, or the probe's best (best_step)
         "panel": [test_texts[i] for i in pick],
         "text_options": cfg.text.model_dump(),  # evaluate trains its own encoder alike
         "text_encoder_losses": history,

@@ -114,6 +114,16 @@ class Text2ImageTrainer(EmaGanTrainer):
     def modules(self) -> dict[str, torch.nn.Module]:
         return {"G": self.G, "D": self.D, "G_ema": self.G_ema, "text_encoder": self.text_encoder}
 
+    def model_files(self, best_state: dict | None) -> dict[str, dict]:
+        """train.keep_g_ema probe: the probe's best G_ema as G_ema, the last as G_ema_last (as
+        every family); last: the last as G_ema, the probe's best beside it as G_ema_best."""
+        if self.cfg.keep_g_ema == "probe":
+            return super().model_files(best_state)
+        files = {name: m.state_dict() for name, m in self.modules().items()}
+        if best_state is not None:
+            files["G_ema_best"] = best_state
+        return files
+
     def samples(self) -> torch.Tensor:
         return self.G_ema(self.fixed_z, self.fixed_s)
 
@@ -153,8 +163,8 @@ class Text2ImageTrainer(EmaGanTrainer):
         return other.gather(1, closeness.argmax(1, keepdim=True)).squeeze(1)
 
     def judge(self, img, s):
-        """(D's logits (B,) in fp32, the semantic loss of what its head reads from the images:
-        0 without the head)."""
+        """G's view: (D's logits (B,) in fp32, the semantic loss of what its head reads from
+        the images: 0 without the head)."""
         if self.cfg.semantic_weight > 0:
             logit, read = self.D_run(img, s, read=True)
             return logit.float(), semantic_loss(read, s)
@@ -164,10 +174,15 @@ class Text2ImageTrainer(EmaGanTrainer):
         """D: hinge on matched reals (-> +1), fakes and mismatched reals (-> -1), and MA-GP
         (every train.ma_gp_every-th step, weighted as many times)."""
         cfg = self.cfg
-        with self.autocast:
-            d_real, sem = self.judge(real_img, s)  # D also learns to read a real image's caption
+        with self.autocast:  # the real images once, with their captions and with others'
+            if cfg.semantic_weight > 0:  # D also learns to read a real image's caption
+                d_real, read, d_mis = self.D_run(real_img, s, read=True, mismatched=s_mis)
+                sem = semantic_loss(read, s)
+            else:
+                d_real, d_mis = self.D_run(real_img, s, mismatched=s_mis)
+                sem = torch.zeros((), device=self.device)
+            d_real, d_mis = d_real.float(), d_mis.float()
             d_fake = self.D_run(gen_img.detach(), s).float()
-            d_mis = self.D_run(real_img, s_mis).float()
             d_loss = F.relu(1 - d_real).mean() + 0.5 * (
                 F.relu(1 + d_fake).mean() + cfg.mismatch_weight * F.relu(1 + d_mis).mean()
             )
