@@ -99,6 +99,9 @@ def test_encoder_features_branch_is_a_frozen_copy_that_the_logit_reads():
     x, s = torch.randn(3, 3, 32, 32), torch.randn(3, 16)
     before = D(x, s)
     assert not any(p.requires_grad for p in D.aid.parameters())
+    D.requires_grad_(False).requires_grad_(True)  # G's step freezes D, then thaws it
+    assert not any(p.requires_grad for p in D.aid.parameters())
+    assert all(p.requires_grad for p in D.body.parameters())
     with torch.no_grad():
         enc.body[0].weight.add_(1.0)  # the caller's encoder: D holds its own copy
     torch.testing.assert_close(D(x, s), before)

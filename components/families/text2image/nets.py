@@ -187,6 +187,14 @@ class Discriminator(nn.Module):
             self.linear = nn.Linear(c, 1)
             self.embed = nn.Linear(sentence_dim, c)
 
+    def requires_grad_(self, requires_grad: bool = True) -> Discriminator:
+        """As nn.Module's, but the encoder's copy stays frozen whatever D is set to (G's step
+        freezes D and thaws it after)."""
+        super().requires_grad_(requires_grad)
+        if self.aid is not None:
+            self.aid.requires_grad_(False)
+        return self
+
     def forward(self, x: torch.Tensor, s: torch.Tensor, read: bool = False, mismatched=None):
         """(image, sentence) -> one logit per pair, (B,). With `read`, also the sentence vector
         the semantic head reads from the image alone, (B, sentence_dim); with `mismatched`

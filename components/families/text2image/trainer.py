@@ -213,9 +213,7 @@ class Text2ImageTrainer(EmaGanTrainer):
                 g_loss = g_loss + cfg.match_weight * match
         self.opt_G.zero_grad(set_to_none=True)
         self.scaler.scale(g_loss).backward()
-        self.D.requires_grad_(True)
-        if self.D.aid is not None:
-            self.D.aid.requires_grad_(False)  # the encoder stays frozen
+        self.D.requires_grad_(True)  # its copy of the encoder stays frozen (nets.py)
         self.scaler.step(self.opt_G)
         self.scaler.update()
         return g_loss, sem, match
