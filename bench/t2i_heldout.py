@@ -353,6 +353,9 @@ def _scores(pred: dict[str, np.ndarray], want: list[dict], heldout: np.ndarray) 
         if not rows.any():
             return None
         out = {k: float(right[k][rows & named[k]].mean()) for k in ATTRIBUTES}
+        for size in VALUES["size"]:  # the shape of small and of big shapes apart
+            asked = rows & named["shape"] & np.array([w.get("size") == size for w in want])
+            out[f"shape_{size}"] = float(right["shape"][asked].mean()) if asked.any() else None
         return out | {"all_attributes": float(every[rows].mean()), "n": int(rows.sum())}
 
     return summary(np.ones(len(want), bool)) | {
