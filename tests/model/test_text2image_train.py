@@ -205,42 +205,6 @@ def test_match_loss_and_encoder_features_train_g_and_d_but_never_the_encoder():
         )
 
 
-def test_match_against_every_caption_targets_its_own_distinct_caption():
-    """train.match_negatives captions: the bank holds each distinct sentence once (a caption
-    repeated on two images is one row), every caption maps to its own row, and the loss is
-    the cross-entropy of the image against all rows: an image that reads as its caption scores
-    lower than one that reads as another, with the closed-form value of a two-row case."""
-    import math
-
-    from components.families.text2image.nets import ImageEncoder, caption_match_loss
-    from components.families.text2image.trainer import Text2ImageTrainer
-
-    gen = torch.Generator().manual_seed(0)
-    distinct = torch.randn(4, 64, generator=gen)
-    sentences = distinct[[0, 1, 2, 1, 3, 0]]  # captions 1 and 3, 0 and 5 say the same
-    rows = np.array([0, 1, 2, 3, 4, 5])
-    images = torch.randint(0, 256, (6, 3, 32, 32), generator=gen, dtype=torch.uint8).numpy()
-    cfg = t2i_params(
-        "train.batch_size=8", "train.match_weight=1", "train.match_negatives=captions",
-        "train.d_encoder_features=false",
-    ).train  # fmt: skip
-    enc = ImageEncoder(3, 32, 64).eval().requires_grad_(False)
-    t = Text2ImageTrainer(
-        cfg, images, rows, sentences, sentences[:2], torch.nn.Identity(), torch.device("cpu"),
-        image_encoder=enc,
-    )  # fmt: skip
-    assert t.bank.shape == (4, 64)
-    torch.testing.assert_close(t.bank[t.bank_row], sentences, rtol=0, atol=0)
-    stats = torch.stack([t.step(i) for i in range(2)])
-    assert (stats[:, t.stat_names.index("match")] > 0).all()
-
-    bank = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-    right = caption_match_loss(bank[[0]], bank, torch.tensor([0]), temperature=0.5)
-    wrong = caption_match_loss(bank[[1]], bank, torch.tensor([0]), temperature=0.5)
-    assert right.item() == pytest.approx(math.log(1 + math.exp(-2.0)))  # logits 2 and 0
-    assert wrong.item() == pytest.approx(math.log(1 + math.exp(2.0)))
-
-
 @pytest.mark.parametrize("keep", ["last", "probe"])
 def test_keep_g_ema_picks_what_models_registers(keep):
     """train.keep_g_ema last registers the last G_ema and keeps the probe's best beside it;

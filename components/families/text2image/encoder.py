@@ -32,7 +32,7 @@ def encoder_folder(text_opts, layout, data_hash: str, seed: int, what: str):
 
 
 def _save(path: Path, state: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # DDP ranks each write their own
     torch.save(state, tmp)
     os.replace(tmp, path)
 

@@ -77,15 +77,6 @@ def contrastive_loss(img: torch.Tensor, txt: torch.Tensor, temperature: float) -
     return (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
 
 
-def caption_match_loss(
-    img: torch.Tensor, bank: torch.Tensor, target: torch.Tensor, temperature: float
-) -> torch.Tensor:
-    """InfoNCE of images against a bank of sentence vectors (every distinct caption): each
-    image must pick its own caption, bank row `target`, among all of them."""
-    logits = F.normalize(img, dim=1) @ F.normalize(bank, dim=1).t() / temperature  # (B, N)
-    return F.cross_entropy(logits, target)
-
-
 class Affine(nn.Module):
     """Per-channel scale and shift predicted from the condition (DF-GAN's affine layer): scale
     starts at 1 and shift at 0, so an untrained block passes its input through."""

@@ -106,10 +106,6 @@ class Text2ImageTrainConfig(TrainConfig):
     # encoder's contrastive step, must pick their own caption among the batch's (CLIP's loss;
     # AttnGAN's DAMSM loss with the sentence vector). 0 = off
     match_weight: Annotated[float, Field(ge=0)] = 0.0
-    # the captions the match loss picks among: the batch's (CLIP), or every distinct train
-    # caption (its sentence vectors are resident anyway), so that captions differing in one
-    # word (another shape, the same colour and place) are always among the wrong answers
-    match_negatives: Literal["batch", "captions"] = "batch"
     # D also reads the frozen image encoder of the contrastive step (its 4x4 features beside
     # D's own, before the condition): a vision-aided D (Kumari et al. 2022) with no outside
     # weights. false = D's own features only (DF-GAN)

@@ -23,7 +23,6 @@ import torch.nn.functional as F
 from components.families.text2image.nets import (
     Discriminator,
     Generator,
-    caption_match_loss,
     contrastive_loss,
     matching_aware_gp,
     semantic_loss,
@@ -102,8 +101,6 @@ class Text2ImageTrainer(EmaGanTrainer):
         self.caption_rows = torch.from_numpy(caption_rows).long().to(device)  # caption -> image
         self.next_other = torch.from_numpy(next_other_image(caption_rows)).to(device)
         self.sentences = sentences.to(device)  # (M, dim) frozen sentence vectors
-        # train.match_negatives captions: the distinct sentence vectors, and each caption's row
-        self.bank, self.bank_row = torch.unique(self.sentences, dim=0, return_inverse=True)
         self.batch = cfg.batch_size // world
         self.ema_beta = ema_beta(cfg.batch_size, cfg.ema_half_life_kimg)
         gen = torch.Generator().manual_seed(cfg.seed + SAMPLE_GRID_OFFSET)
@@ -143,7 +140,6 @@ class Text2ImageTrainer(EmaGanTrainer):
         z = torch.randn(total, self.cfg.z_dim, device=self.device, generator=gen)[mine]
         real_img = self.reals[self.caption_rows[caps]].float().div_(127.5).sub_(1.0)
         real_img = real_img.contiguous(memory_format=self.memory_format)  # (B, C, S, S)
-        self.caps = caps  # the match loss's targets among every caption (g_step)
         return real_img, self.sentences[caps], self.sentences[other], z
 
     def mismatched(self, caps: torch.Tensor, total: int, mine: slice) -> torch.Tensor:
@@ -203,7 +199,7 @@ class Text2ImageTrainer(EmaGanTrainer):
     def g_step(self, gen_img, s):
         """G: fool the updated D on matched sentences (D frozen); with train.semantic_weight,
         draw images whose caption D reads back; with train.match_weight, images the frozen
-        image encoder matches to their own caption among the batch's (or every caption's)."""
+        image encoder matches to their own caption among the batch's."""
         cfg = self.cfg
         self.D.requires_grad_(False)
         no_sync = self.D_run.no_sync() if self.world > 1 else contextlib.nullcontext()
@@ -213,11 +209,7 @@ class Text2ImageTrainer(EmaGanTrainer):
             g_loss = -d_gen.mean() + cfg.semantic_weight * sem
             if self.image_encoder is not None:
                 read = self.image_encoder(gen_img).float()
-                if cfg.match_negatives == "captions":
-                    target = self.bank_row[self.caps]
-                    match = caption_match_loss(read, self.bank, target, cfg.text.temperature)
-                else:
-                    match = contrastive_loss(read, s, cfg.text.temperature)
+                match = contrastive_loss(read, s, cfg.text.temperature)
                 g_loss = g_loss + cfg.match_weight * match
         self.opt_G.zero_grad(set_to_none=True)
         self.scaler.scale(g_loss).backward()
