@@ -130,7 +130,7 @@ class TrainConfig(_Section):
     channels_last: Literal["auto", True, False]
     compile: bool
     seed: int
-    devices: PosInt | Literal["auto"]  # auto: resolved by the train stage (distributed.py)
+    devices: PosInt
     nodes: PosInt
     rdzv_endpoint: str
     log_every: PosInt
@@ -140,8 +140,6 @@ class TrainConfig(_Section):
 
     @model_validator(mode="after")
     def _divides(self) -> TrainConfig:
-        if self.devices == "auto":  # the train stage picks a count that divides the batch
-            return self
         processes = self.nodes * self.devices  # the global batch is split over all of them
         if self.batch_size % processes:
             over = f"train.devices ({self.devices})"

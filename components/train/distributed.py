@@ -72,28 +72,6 @@ def cpu_threads(world: int) -> int:
     return max(1, len(os.sched_getaffinity(0)) // world)
 
 
-MIN_CPU_RANK_BATCH = 16  # train.devices auto on a CPU: no rank trains on fewer images a step
-
-
-def resolve_devices(cfg: TrainConfig) -> TrainConfig:
-    """train.devices auto as a count: every visible GPU; on a CPU, one gloo process per core
-    while each keeps at least MIN_CPU_RANK_BATCH images a step (small nets run faster as one
-    single-threaded process per core than as one process with a thread per core:
-    docs/text2image.md). Always a count the global batch divides over (nodes x devices)."""
-    if cfg.devices != "auto":
-        return cfg
-    import torch
-
-    if torch.cuda.is_available():
-        n = torch.cuda.device_count()
-    else:
-        n = min(len(os.sched_getaffinity(0)), cfg.batch_size // (MIN_CPU_RANK_BATCH * cfg.nodes))
-    n = max(n, 1)
-    while cfg.batch_size % (n * cfg.nodes):
-        n -= 1
-    return cfg.model_copy(update={"devices": n})
-
-
 def init_process_group(me: Rank):
     """Initialise torch.distributed for this rank; returns the rank's device."""
     import torch

@@ -104,15 +104,9 @@ def build_family(cfg: TrainConfig, layout: Layout, data, device, me):
 
 def run(cfg: TrainConfig, layout: Layout) -> dict:
     """The train stage: returns a summary (run id, steps, final losses)."""
-    from components.train.distributed import (
-        current_rank,
-        init_process_group,
-        launch,
-        resolve_devices,
-    )
+    from components.train.distributed import current_rank, init_process_group, launch
     from components.train.loop import pick_device
 
-    cfg = resolve_devices(cfg)
     me = current_rank()
     processes = cfg.nodes * cfg.devices
     if me.world == 1 and processes > 1:

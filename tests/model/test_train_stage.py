@@ -202,29 +202,6 @@ def test_rendezvous_flags_by_node_count(monkeypatch):
     assert rendezvous_args(smoke_train()) == ["--standalone"]  # one node: env is not read
 
 
-def test_devices_auto_is_one_cpu_process_per_core_that_keeps_16_images(monkeypatch):
-    """train.devices auto on a CPU: a process per core, while each rank keeps >= 16 images a
-    step and the global batch divides over nodes x devices; a count stays as it is."""
-    from components.train import distributed
-    from tests.conftest import smoke_train
-
-    if torch.cuda.is_available():
-        pytest.skip("auto counts GPUs where there are some")
-
-    def resolved(cores: int, *sets: str) -> int:
-        monkeypatch.setattr(distributed.os, "sched_getaffinity", lambda _: set(range(cores)))
-        return distributed.resolve_devices(smoke_train("devices=auto", *sets)).devices
-
-    assert resolved(2, "batch_size=32") == 2
-    assert resolved(16, "batch_size=32") == 2  # 16 images a rank at most 2 ranks
-    assert resolved(1, "batch_size=32") == 1
-    assert resolved(2, "batch_size=16") == 1
-    assert resolved(8, "batch_size=48") == 3
-    assert resolved(8, "batch_size=80") == 5
-    assert resolved(4, "batch_size=64", "nodes=2", "rdzv_endpoint=n0:1") == 2
-    assert resolved(4, "batch_size=32", "devices=1") == 1  # the later --set wins: a count
-
-
 def test_checkpoint_folder_is_keyed_by_trajectory_not_schedule(smoke_params, tmp_path):
     """A longer kimg or another logging cadence continues the same run; anything that changes
     what is learnt (optimiser, loss, seed, data) starts its own."""
