@@ -119,7 +119,7 @@ class Text2ImageTrainer(EmaGanTrainer):
         every family); last: the last as G_ema, the probe's best beside it as G_ema_best."""
         if self.cfg.keep_g_ema == "probe":
             return super().model_files(best_state)
-        files = {name: m.state_dict() for name, m in self.modules().items()}
+        files = super().model_files(None)  # every module's last state
         if best_state is not None:
             files["G_ema_best"] = best_state
         return files
@@ -162,26 +162,22 @@ class Text2ImageTrainer(EmaGanTrainer):
         closeness = (cand * true[:, None]).sum(-1)  # (B, k): cosine to the true sentence
         return other.gather(1, closeness.argmax(1, keepdim=True)).squeeze(1)
 
-    def judge(self, img, s):
-        """G's view: (D's logits (B,) in fp32, the semantic loss of what its head reads from
-        the images: 0 without the head)."""
-        if self.cfg.semantic_weight > 0:
-            logit, read = self.D_run(img, s, read=True)
-            return logit.float(), semantic_loss(read, s)
-        return self.D_run(img, s).float(), torch.zeros((), device=self.device)
+    def judge(self, img, s, mismatched=None):
+        """D's logits (B,) in fp32, the semantic loss of what its head reads from the images
+        (0 without the head) and, with `mismatched` sentences, the logits of (img, mismatched)
+        from the same image features (else None)."""
+        read = self.cfg.semantic_weight > 0
+        out = self.D_run(img, s, read=read, mismatched=mismatched)
+        out = out if isinstance(out, tuple) else (out,)  # (logit[, read][, mismatched logit])
+        sem = semantic_loss(out[1], s) if read else torch.zeros((), device=self.device)
+        return out[0].float(), sem, out[-1].float() if mismatched is not None else None
 
     def d_step(self, real_img, s, s_mis, gen_img, step: int = 0):
         """D: hinge on matched reals (-> +1), fakes and mismatched reals (-> -1), and MA-GP
         (every train.ma_gp_every-th step, weighted as many times)."""
         cfg = self.cfg
-        with self.autocast:  # the real images once, with their captions and with others'
-            if cfg.semantic_weight > 0:  # D also learns to read a real image's caption
-                d_real, read, d_mis = self.D_run(real_img, s, read=True, mismatched=s_mis)
-                sem = semantic_loss(read, s)
-            else:
-                d_real, d_mis = self.D_run(real_img, s, mismatched=s_mis)
-                sem = torch.zeros((), device=self.device)
-            d_real, d_mis = d_real.float(), d_mis.float()
+        with self.autocast:  # the real images once, with their captions and with others';
+            d_real, sem, d_mis = self.judge(real_img, s, s_mis)  # D learns to read captions
             d_fake = self.D_run(gen_img.detach(), s).float()
             d_loss = F.relu(1 - d_real).mean() + 0.5 * (
                 F.relu(1 + d_fake).mean() + cfg.mismatch_weight * F.relu(1 + d_mis).mean()
@@ -205,7 +201,7 @@ class Text2ImageTrainer(EmaGanTrainer):
         no_sync = self.D_run.no_sync() if self.world > 1 else contextlib.nullcontext()
         match = torch.zeros((), device=self.device)
         with no_sync, self.autocast:
-            d_gen, sem = self.judge(gen_img, s)
+            d_gen, sem, _ = self.judge(gen_img, s)
             g_loss = -d_gen.mean() + cfg.semantic_weight * sem
             if self.image_encoder is not None:
                 read = self.image_encoder(gen_img).float()
